@@ -1,0 +1,1 @@
+"""Network side: Scrapy spiders, DOI resolution, crawl state and the item pipeline."""

@@ -1,0 +1,1 @@
+"""Scrapy spiders: papers by DOI and Radiopaedia teaching cases."""

@@ -1,0 +1,1 @@
+"""Curation of a collection: dedup, labels, validation, statistics, splits, releases."""

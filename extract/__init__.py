@@ -1,0 +1,1 @@
+"""Pure extraction: figures, captions, panels, facts and image type from bytes and text."""

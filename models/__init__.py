@@ -1,0 +1,1 @@
+"""Training and evaluation (the only package that imports torch)."""
