@@ -17,7 +17,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
                  "Check metadata.csv and the image files; exit 1 on errors."),
     "stats": ("cxrbank.commands.collection", "stats_cmd",
               "Label table and counts by modality, view, sex, source, licence."),
-    "figures": ("cxrbank.commands.extract", "figures_cmd",
+    "figures": ("cxrbank.commands.figures", "figures_cmd",
                 "Figures and captions of a PDF or JATS file to DIR/figures.json."),
     "facts": ("cxrbank.commands.extract", "facts_cmd",
               "Patient facts found in a caption or case text, as JSON."),
