@@ -53,9 +53,9 @@ def sniff_image_extension(data: bytes) -> str | None:
 
 def safe_stem(name: str, limit: int = 80) -> str:
     """A file-name stem made only of [A-Za-z0-9._-] from an untrusted name; never a path."""
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(name.replace("\\", "/")).name)
-    stem = stem.strip(".-_")[:limit].strip(".-_")
-    stem = re.sub(r"\.(png|jpe?g|gif|tiff?|jp2|bmp|webp)$", "", stem, flags=re.IGNORECASE)
+    base = Path(name.replace("\\", "/")).name
+    base = re.sub(r"\.(png|jpe?g|gif|tiff?|jp2|bmp|webp)$", "", base, flags=re.IGNORECASE)
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", base).strip(".-_")[:limit].strip(".-_")
     return stem or "image"
 
 

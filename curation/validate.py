@@ -1,0 +1,222 @@
+"""`cxrbank validate`: the checks a collection must pass, each problem one line with row and column."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from cxrbank.collection import IMAGES, METADATA, Collection, Row
+from cxrbank.schema import (
+    COLUMNS,
+    CT_VIEWS,
+    MODALITIES,
+    NUMERIC_COLUMNS,
+    SEXES,
+    SOURCES,
+    TODO,
+    UPSTREAM_COLUMNS,
+    VIEWS,
+    XRAY_VIEWS,
+    YES_NO_COLUMNS,
+    canonical_finding,
+)
+
+ERROR = "error"
+WARNING = "warning"
+MIN_ADULT_AGE = 18  # upstream excludes pediatric patients
+MAX_AGE_JUMP_PER_YEAR = 1.5  # years of age a patient may gain per year of offset, with slack
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One finding of validation. `row` is the 1-based data row (line number - 1), 0 for file-level."""
+
+    level: str
+    row: int
+    column: str
+    message: str
+
+    def line(self) -> str:
+        where = f"row {self.row}" if self.row else METADATA
+        column = f", {self.column}" if self.column else ""
+        return f"{self.level}: {where}{column}: {self.message}"
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What the collection accepts: pediatric rows are errors unless allowed."""
+
+    allow_pediatric: bool = False
+
+
+Check = Callable[[Collection, list[Row], Policy], Iterable[Problem]]
+
+
+def check_header(collection: Collection, rows: list[Row], policy: Policy) -> Iterator[Problem]:
+    header = collection.header()
+    if not header:
+        yield Problem(ERROR, 0, "", "empty file: no header")
+        return
+    if tuple(header[: len(UPSTREAM_COLUMNS)]) != UPSTREAM_COLUMNS:
+        missing = [c for c in UPSTREAM_COLUMNS if c not in header]
+        detail = f"missing {', '.join(missing)}" if missing else "columns out of upstream order"
+        yield Problem(ERROR, 0, "", f"header is not upstream's 29 columns first: {detail}")
+    for column in COLUMNS:
+        if column not in header:
+            yield Problem(WARNING, 0, column, "provenance column missing")
+    for column in header:
+        if column == "" or column.startswith("Unnamed"):
+            yield Problem(ERROR, 0, column, "empty column name (a trailing comma?)")
+
+
+def check_values(collection: Collection, rows: list[Row], policy: Policy) -> Iterator[Problem]:
+    for number, row in enumerate(rows, 1):
+        finding = row["finding"]
+        if not finding.strip():
+            yield Problem(ERROR, number, "finding", "blank (use 'todo' for unreviewed rows)")
+        elif canonical_finding(finding) is None:
+            yield Problem(ERROR, number, "finding", f"not in the taxonomy: {finding!r}")
+        elif canonical_finding(finding) != finding:
+            yield Problem(ERROR, number, "finding",
+                          f"{finding!r} should be written {canonical_finding(finding)!r}")
+        modality = row["modality"]
+        if modality not in MODALITIES:
+            yield Problem(ERROR, number, "modality", f"{modality!r} is not one of {', '.join(MODALITIES)}")
+        view = row["view"]
+        if view and view not in VIEWS:
+            yield Problem(ERROR, number, "view", f"{view!r} is not one of {', '.join(VIEWS)}")
+        elif view and modality == "X-ray" and view not in XRAY_VIEWS:
+            yield Problem(ERROR, number, "view", f"{view!r} is a CT view on an X-ray row")
+        elif view and modality == "CT" and view not in CT_VIEWS:
+            yield Problem(ERROR, number, "view", f"{view!r} is an X-ray view on a CT row")
+        if row["sex"] and row["sex"] not in SEXES:
+            yield Problem(ERROR, number, "sex", f"{row['sex']!r} is not M, F or blank")
+        for column in YES_NO_COLUMNS:
+            if row[column] and row[column] not in ("Y", "N"):
+                yield Problem(WARNING, number, column, f"{row[column]!r} is not Y, N or blank")
+        for column in NUMERIC_COLUMNS:
+            value = row[column].strip()
+            if value and _number(value) is None:
+                yield Problem(ERROR, number, column, f"{value!r} is not a number")
+        age = _number(row["age"])
+        if age is not None and not 0 <= age <= 120:
+            yield Problem(ERROR, number, "age", f"{row['age']} is not a plausible age")
+        elif age is not None and age < MIN_ADULT_AGE and not policy.allow_pediatric:
+            yield Problem(WARNING, number, "age", f"pediatric row (age {row['age']}); upstream excludes age < 18")
+        if row["source"] and row["source"] not in SOURCES:
+            yield Problem(WARNING, number, "source", f"{row['source']!r} is not one of {', '.join(SOURCES)}")
+        if not row["license"].strip():
+            yield Problem(WARNING, number, "license", "no licence stated")
+        if not row["patientid"].strip():
+            yield Problem(ERROR, number, "patientid", "blank")
+
+
+def check_files(collection: Collection, rows: list[Row], policy: Policy) -> Iterator[Problem]:
+    seen: dict[str, int] = {}
+    referenced: set[Path] = set()
+    for number, row in enumerate(rows, 1):
+        filename = row["filename"]
+        if not filename:
+            yield Problem(ERROR, number, "filename", "blank")
+            continue
+        if "/" in filename or "\\" in filename or filename.startswith("."):
+            yield Problem(ERROR, number, "filename", f"{filename!r} is not a plain file name")
+            continue
+        if filename in seen:
+            yield Problem(ERROR, number, "filename", f"{filename} also used by row {seen[filename]}")
+        seen.setdefault(filename, number)
+        path = collection.image_path(row)
+        referenced.add(path.resolve())
+        if not path.is_file():
+            yield Problem(ERROR, number, "filename", f"file missing: {row['folder'] or IMAGES}/{filename}")
+        if row["volume"]:
+            volume = collection.root / row["volume"]
+            referenced.add(volume.resolve())
+            if not volume.is_file():
+                yield Problem(ERROR, number, "volume", f"file missing: {row['volume']}")
+    for folder in (collection.images_dir, collection.volumes_dir):
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.iterdir()):
+            if path.is_file() and not path.name.startswith(".") and path.resolve() not in referenced:
+                yield Problem(ERROR, 0, "filename",
+                              f"{folder.name}/{path.name} is not referenced by any row")
+
+
+def check_patients(collection: Collection, rows: list[Row], policy: Policy) -> Iterator[Problem]:
+    by_patient: dict[str, list[int]] = defaultdict(list)
+    for number, row in enumerate(rows, 1):
+        if row["patientid"]:
+            by_patient[row["patientid"]].append(number)
+    for patient, numbers in by_patient.items():
+        sexes = Counter(rows[n - 1]["sex"] for n in numbers if rows[n - 1]["sex"])
+        if len(sexes) > 1:
+            detail = ", ".join(f"{s} in {c} rows" for s, c in sorted(sexes.items()))
+            yield Problem(ERROR, numbers[0], "sex",
+                          f"patient {patient} has contradictory sex ({detail}): two people under one id?")
+        ages = [(_number(rows[n - 1]["offset"]), _number(rows[n - 1]["age"]), n) for n in numbers]
+        aged = [(o if o is not None else 0.0, a, n) for o, a, n in ages if a is not None]
+        if aged:
+            low = min(aged, key=lambda t: t[1])
+            high = max(aged, key=lambda t: t[1])
+            span_years = abs(high[0] - low[0]) / 365.25
+            if high[1] - low[1] > 1 + MAX_AGE_JUMP_PER_YEAR * span_years:
+                yield Problem(ERROR, high[2], "age",
+                              f"patient {patient} is {low[1]:g} in row {low[2]} and {high[1]:g} here"
+                              f" within {span_years * 365.25:g} days: two people under one id?")
+
+
+def check_source_identity(collection: Collection, rows: list[Row], policy: Policy) -> Iterator[Problem]:
+    """A Radiopaedia case under two patient ids (an alias), or one id over two cases (two people)."""
+    from cxrbank.upstream import radiopaedia_rid  # noqa: PLC0415
+
+    patients_of_case: dict[str, dict[str, int]] = defaultdict(dict)
+    cases_of_patient: dict[str, dict[str, int]] = defaultdict(dict)
+    for number, row in enumerate(rows, 1):
+        rid = radiopaedia_rid(row)
+        if rid and row["patientid"]:
+            patients_of_case[rid].setdefault(row["patientid"], number)
+            cases_of_patient[row["patientid"]].setdefault(rid, number)
+    for rid, patients in sorted(patients_of_case.items()):
+        if len(patients) > 1:
+            where = ", ".join(f"{p} (row {n})" for p, n in patients.items())
+            yield Problem(ERROR, min(patients.values()), "patientid",
+                          f"Radiopaedia rID {rid} is entered under patient ids {where}: one person, aliased")
+    for patient, cases in sorted(cases_of_patient.items()):
+        if len(cases) > 1:
+            where = ", ".join(f"rID {r} (row {n})" for r, n in cases.items())
+            yield Problem(ERROR, min(cases.values()), "patientid",
+                          f"patient id {patient} is used for different cases {where}: two people under one id")
+
+
+def check_todo(collection: Collection, rows: list[Row], policy: Policy) -> Iterator[Problem]:
+    todo = sum(1 for row in rows if row["finding"].strip() == TODO)
+    if todo:
+        yield Problem(WARNING, 0, "finding", f"{todo} rows not yet reviewed (finding 'todo')")
+
+
+# The checks `cxrbank validate` runs, in order. Other modules add theirs here.
+CHECKS: list[Check] = [
+    check_header, check_values, check_files, check_patients, check_source_identity, check_todo,
+]
+
+
+def validate_collection(collection: Collection, policy: Policy | None = None) -> list[Problem]:
+    """Every problem in a collection, errors and warnings, in check order."""
+    policy = policy or Policy()
+    rows = collection.read_rows()
+    problems: list[Problem] = []
+    for check in CHECKS:
+        problems.extend(check(collection, rows, policy))
+    return problems
+
+
+_NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
+
+
+def _number(value: str) -> float | None:
+    value = value.strip()
+    return float(value) if _NUMBER.match(value) else None

@@ -1,0 +1,196 @@
+"""`cxrbank import`: adopt a covid-chestxray-dataset checkout (any version) into a collection."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cxrbank.collection import IMAGES, Collection, Row, read_csv_rows
+from cxrbank.schema import (
+    COLUMNS,
+    TODO,
+    UPSTREAM_COLUMNS,
+    blank_row,
+    canonical_finding,
+    normalize_modality,
+    normalize_sex,
+    normalize_view,
+)
+
+_RID = re.compile(r"\brID:?\s*(\d+)", re.IGNORECASE)
+_DOI_URL = re.compile(r"^https?://(dx\.)?doi\.org/", re.IGNORECASE)
+
+
+class UpstreamError(Exception):
+    """The source is not an upstream checkout that can be imported."""
+
+
+@dataclass
+class ImportReport:
+    imported: int = 0
+    already_present: int = 0
+    problems: list[str] = field(default_factory=list)  # one line each, with the source row
+    findings_mapped: dict[str, str] = field(default_factory=dict)  # old -> new, where changed
+
+
+def radiopaedia_rid(row: Row) -> str | None:
+    """The Radiopaedia rID a row names in its notes, or None."""
+    if "radiopaedia" not in (row.get("url", "") + row.get("other_notes", "")).lower():
+        return None
+    match = _RID.search(row.get("other_notes", "")) or _RID.search(row.get("clinical_notes", ""))
+    return match.group(1) if match else None
+
+
+def _source_of(row: Row) -> tuple[str, str]:
+    url = row.get("url", "").strip()
+    rid = radiopaedia_rid(row)
+    if "radiopaedia.org" in url.lower():
+        return "radiopaedia", rid or re.sub(r"\?.*$", "", url)
+    doi = row.get("doi", "").strip()
+    if doi:
+        return "paper", _DOI_URL.sub("", doi)
+    return "upstream", url
+
+
+def _number_text(value: str) -> str:
+    """'65.0' -> '65' (pandas wrote ints as floats in some upstream versions)."""
+    value = value.strip()
+    if re.fullmatch(r"-?\d+\.0+", value):
+        return value.split(".")[0]
+    return value
+
+
+def map_upstream_row(source: Row, number: int, report: ImportReport) -> Row:
+    """One upstream row in cxrbank's schema; what cannot be mapped is said in `report`."""
+    row = blank_row()
+    for column in UPSTREAM_COLUMNS:
+        row[column] = (source.get(column) or "").strip() if column != "finding" else source.get(column, "")
+    for column in COLUMNS:
+        if column not in UPSTREAM_COLUMNS and source.get(column):
+            row[column] = source[column]
+    for column in ("offset", "age"):
+        row[column] = _number_text(row[column])
+
+    old = source.get("finding", "") or ""
+    new = canonical_finding(old)
+    if new is None or new == "":
+        report.problems.append(f"row {number}: finding {old!r} is not in the taxonomy; imported as 'todo'")
+        row["other_notes"] = "; ".join(filter(None, [row["other_notes"], f"upstream finding: {old}"]))
+        new = TODO
+    elif new != old:
+        report.findings_mapped[old] = new
+    if "," in old:  # "COVID-19, ARDS": the hierarchy keeps one path, the notes keep the rest
+        row["other_notes"] = "; ".join(filter(None, [row["other_notes"], f"upstream finding: {old}"]))
+    row["finding"] = new
+
+    view = source.get("view", "").strip()
+    row["view"] = normalize_view(view)
+    if view and not row["view"] and view != "?":
+        report.problems.append(f"row {number}: view {view!r} is not in the vocabulary; left blank")
+    modality = source.get("modality", "").strip()
+    row["modality"] = normalize_modality(modality)
+    if not row["modality"]:
+        report.problems.append(f"row {number}: modality {modality!r} is not X-ray or CT")
+    row["sex"] = normalize_sex(source.get("sex"))
+    kind, source_id = _source_of(row)
+    row["source"] = row["source"] or kind
+    row["source_id"] = row["source_id"] or source_id
+    return row
+
+
+def _copy_or_link(src: Path, dst: Path, link: bool) -> None:
+    if link:
+        try:
+            os.link(src, dst)
+            return
+        except OSError:
+            pass
+    tmp = dst.with_name(f".{dst.name}.tmp")
+    shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)
+
+
+def import_upstream(
+    src: Path,
+    collection: Collection,
+    *,
+    link: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> ImportReport:
+    """Import every row of an upstream checkout at `src` into `collection`.
+
+    Image files are copied (or hard-linked) before the rows are written; rows already in the
+    collection (same filename) are left as they are. Rows whose image file is missing are
+    reported and not imported, since a row never points at a missing file.
+    """
+    from PIL import Image  # noqa: PLC0415
+
+    metadata = src / "metadata.csv"
+    if not metadata.is_file():
+        raise UpstreamError(f"{src}: no metadata.csv (not a covid-chestxray-dataset checkout)")
+    header, source_rows = read_csv_rows(metadata)
+    missing = [c for c in ("patientid", "finding", "filename") if c not in header]
+    if missing:
+        raise UpstreamError(f"{metadata}: not upstream's layout (missing {', '.join(missing)})")
+    report = ImportReport()
+    dropped = [h for h in header if h == "" or h.startswith("Unnamed")]
+    if dropped:
+        report.problems.append(f"header: dropped {len(dropped)} empty column(s) (trailing comma)")
+
+    new_rows: list[Row] = []
+    with collection.lock():
+        existing = collection.read_rows()
+        present = {row["filename"] for row in existing}
+        collection.images_dir.mkdir(parents=True, exist_ok=True)
+        for number, source in enumerate(source_rows, 1):
+            if progress:
+                progress(number, len(source_rows))
+            row = map_upstream_row(source, number, report)
+            filename = row["filename"]
+            if not filename or "/" in filename or "\\" in filename or filename.startswith("."):
+                report.problems.append(f"row {number}: filename {filename!r} is not a plain file name; not imported")
+                continue
+            if filename in present:
+                report.already_present += 1
+                continue
+            image = src / (source.get("folder") or IMAGES) / filename
+            if not image.is_file():
+                report.problems.append(f"row {number}: image {image.relative_to(src)} is missing; not imported")
+                continue
+            data = image.read_bytes()
+            try:
+                with Image.open(image) as opened:
+                    width, height = opened.size
+            except Exception as exc:  # noqa: BLE001 - any decoder failure means unreadable
+                report.problems.append(f"row {number}: {filename} is not a readable image ({exc}); not imported")
+                continue
+            _copy_or_link(image, collection.images_dir / filename, link)
+            row.update(folder=IMAGES, sha256=hashlib.sha256(data).hexdigest(),
+                       width=str(width), height=str(height))
+            new_rows.append(row)
+            present.add(filename)
+        if new_rows:
+            collection.write_rows(existing + new_rows)
+    for row in new_rows:
+        if row["patientid"]:
+            collection.bind_patient(f"upstream:{row['patientid']}", row["patientid"])
+        rid = radiopaedia_rid(row)
+        if rid and row["patientid"]:
+            _bind_first(collection, f"radiopaedia:{rid}", row["patientid"])
+    report.imported = len(new_rows)
+    return report
+
+
+def _bind_first(collection: Collection, key: str, patientid: str) -> None:
+    """Bind a key to a patient id unless it is bound already (aliases stay for dedup to report)."""
+    with contextlib.closing(collection.state()) as db:
+        db.execute(
+            "INSERT OR IGNORE INTO patients (key, patientid, created) VALUES (?, ?, datetime('now'))",
+            (key, patientid),
+        )
