@@ -1,0 +1,137 @@
+"""What earlier Radiopaedia crawls saw, in state.sqlite: cases, URL aliases, image ids, volumes."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import gzip
+import io
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from cxrbank.collection import Collection
+
+SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS radiopaedia_cases (rid TEXT PRIMARY KEY, url TEXT NOT NULL,"
+    " title TEXT, revisions INTEGER, complete INTEGER NOT NULL DEFAULT 0, checked TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS radiopaedia_urls (url TEXT PRIMARY KEY, rid TEXT NOT NULL,"
+    " fingerprint TEXT, seen TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS radiopaedia_images (image_id TEXT PRIMARY KEY, rid TEXT NOT NULL,"
+    " study_id TEXT NOT NULL, kind TEXT NOT NULL, added TEXT NOT NULL)",
+)
+
+
+@dataclass
+class KnownCase:
+    rid: str
+    revisions: int | None
+    complete: bool
+    checked: str  # ISO datetime of the last time the case page was read
+    fingerprint: str | None  # of the listing card last seen at this URL
+
+
+def now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def connect(collection: Collection) -> sqlite3.Connection:
+    """state.sqlite with the radiopaedia_ tables."""
+    db = collection.state()
+    for statement in SCHEMA:
+        db.execute(statement)
+    return db
+
+
+def known_by_url(db: sqlite3.Connection, url: str) -> KnownCase | None:
+    """The case an URL (or an alias of it) was last seen to be, with its card fingerprint."""
+    row = db.execute(
+        "SELECT c.rid, c.revisions, c.complete, c.checked, u.fingerprint FROM radiopaedia_urls u"
+        " JOIN radiopaedia_cases c ON c.rid = u.rid WHERE u.url = ?",
+        (url,),
+    ).fetchone()
+    return KnownCase(row[0], row[1], bool(row[2]), row[3], row[4]) if row else None
+
+
+def known_by_rid(db: sqlite3.Connection, rid: str) -> KnownCase | None:
+    row = db.execute(
+        "SELECT rid, revisions, complete, checked FROM radiopaedia_cases WHERE rid = ?", (rid,)
+    ).fetchone()
+    return KnownCase(row[0], row[1], bool(row[2]), row[3], None) if row else None
+
+
+def known_images(db: sqlite3.Connection, rid: str) -> set[str]:
+    rows = db.execute("SELECT image_id FROM radiopaedia_images WHERE rid = ?", (rid,))
+    return {r[0] for r in rows}
+
+
+def remember_url(db: sqlite3.Connection, url: str, rid: str, fingerprint: str | None) -> None:
+    """Map a case URL (canonical or alias) to its rID, with the card it showed."""
+    db.execute(
+        "INSERT INTO radiopaedia_urls (url, rid, fingerprint, seen) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT(url) DO UPDATE SET rid=excluded.rid,"
+        " fingerprint=COALESCE(excluded.fingerprint, radiopaedia_urls.fingerprint),"
+        " seen=excluded.seen",
+        (url, rid, fingerprint, now()),
+    )
+
+
+def remember_case(
+    db: sqlite3.Connection, rid: str, url: str, title: str, revisions: int | None, complete: bool
+) -> None:
+    """Record that a case page was read; `complete` once every image of it is in the collection."""
+    db.execute(
+        "INSERT INTO radiopaedia_cases (rid, url, title, revisions, complete, checked)"
+        " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(rid) DO UPDATE SET url=excluded.url,"
+        " title=excluded.title, revisions=excluded.revisions, complete=excluded.complete,"
+        " checked=excluded.checked",
+        (rid, url, title, revisions, int(complete), now()),
+    )
+
+
+def remember_images(
+    db: sqlite3.Connection, rid: str, images: Iterable[tuple[str, str, str]]
+) -> None:
+    """Record image ids as collected: (image_id, study_id, kind) with kind xray/ct/skipped."""
+    stamp = now()
+    db.executemany(
+        "INSERT OR IGNORE INTO radiopaedia_images (image_id, rid, study_id, kind, added)"
+        " VALUES (?, ?, ?, ?, ?)",
+        [(image_id, rid, study_id, kind, stamp) for image_id, study_id, kind in images],
+    )
+
+
+def is_fresh(checked: str, recheck_days: float) -> bool:
+    """True when a case page read at `checked` needs no re-reading yet."""
+    if recheck_days <= 0:
+        return True
+    try:
+        when = dt.datetime.fromisoformat(checked)
+    except ValueError:
+        return False
+    return dt.datetime.now(dt.UTC) - when < dt.timedelta(days=recheck_days)
+
+
+def nifti_bytes(
+    slices: list[bytes], spacing: tuple[float, float, float] | None = None
+) -> bytes:
+    """A gzipped NIfTI volume from 2D slice files already ordered by position (first = z 0)."""
+    import nibabel as nib  # only when a CT stack is kept
+    import numpy as np
+    from PIL import Image
+
+    planes = []
+    for data in slices:
+        with Image.open(io.BytesIO(data)) as image:
+            planes.append(np.asarray(image.convert("L"), dtype=np.uint8))
+    shapes = {p.shape for p in planes}
+    if len(shapes) != 1:
+        raise ValueError(f"CT slices differ in size: {sorted(shapes)}")
+    # Image rows run top to bottom; NIfTI's first axis is x, so transpose each plane.
+    volume = np.stack([p.T for p in planes], axis=2)
+    sx, sy, sz = spacing or (1.0, 1.0, 1.0)
+    image = nib.Nifti1Image(volume, np.diag([sx, sy, sz, 1.0]))
+    image.header.set_xyzt_units("mm")
+    with contextlib.suppress(AttributeError):
+        image.header["descrip"] = b"cxrbank radiopaedia CT stack"
+    return gzip.compress(image.to_bytes(), mtime=0)
