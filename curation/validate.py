@@ -171,7 +171,7 @@ def check_patients(collection: Collection, rows: list[Row], policy: Policy) -> I
 
 def check_source_identity(collection: Collection, rows: list[Row], policy: Policy) -> Iterator[Problem]:
     """A Radiopaedia case under two patient ids (an alias), or one id over two cases (two people)."""
-    from cxrbank.upstream import radiopaedia_rid  # noqa: PLC0415
+    from cxrbank.upstream import radiopaedia_rid
 
     patients_of_case: dict[str, dict[str, int]] = defaultdict(dict)
     cases_of_patient: dict[str, dict[str, int]] = defaultdict(dict)

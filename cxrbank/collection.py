@@ -240,7 +240,7 @@ class Collection:
         removed earlier, is skipped with its reason. sha256, width, height, folder, filename
         and added are filled here.
         """
-        from PIL import Image  # noqa: PLC0415 - Pillow only when images are written
+        from PIL import Image
 
         result = AddResult()
         with self.lock():
@@ -264,7 +264,7 @@ class Collection:
                 try:
                     with Image.open(io.BytesIO(item.data)) as image:
                         width, height = image.size
-                except Exception as exc:  # noqa: BLE001 - any decoder failure means unreadable
+                except Exception as exc:
                     result.skipped.append((item.name, f"unreadable image: {exc}"))
                     continue
                 filename = self._unique_filename(safe_stem(item.name), ext, taken)

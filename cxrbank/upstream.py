@@ -129,7 +129,7 @@ def import_upstream(
     collection (same filename) are left as they are. Rows whose image file is missing are
     reported and not imported, since a row never points at a missing file.
     """
-    from PIL import Image  # noqa: PLC0415
+    from PIL import Image
 
     metadata = src / "metadata.csv"
     if not metadata.is_file():
@@ -167,7 +167,7 @@ def import_upstream(
             try:
                 with Image.open(image) as opened:
                     width, height = opened.size
-            except Exception as exc:  # noqa: BLE001 - any decoder failure means unreadable
+            except Exception as exc:
                 report.problems.append(f"row {number}: {filename} is not a readable image ({exc}); not imported")
                 continue
             _copy_or_link(image, collection.images_dir / filename, link)

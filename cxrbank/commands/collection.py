@@ -30,7 +30,7 @@ def import_cmd(src: Path, link: bool, root: Path, as_json: bool) -> None:
     sha256/width/height filled, images copied (or hard-linked with --link). Every row that
     cannot be mapped is reported; exit 1 when some rows were not imported.
     """
-    from cxrbank.upstream import UpstreamError, import_upstream  # noqa: PLC0415
+    from cxrbank.upstream import UpstreamError, import_upstream
 
     collection = Collection.create(root)
     try:
@@ -67,7 +67,7 @@ def validate_cmd(allow_pediatric: bool, strict: bool, root: Path, as_json: bool)
     Each problem is one line naming the row (its data-row number) and column. Exit 1 when
     there are errors (or warnings, with --strict).
     """
-    from curation.validate import ERROR, Policy, validate_collection  # noqa: PLC0415
+    from curation.validate import ERROR, Policy, validate_collection
 
     collection = open_collection(root)
     problems = validate_collection(collection, Policy(allow_pediatric=allow_pediatric))
@@ -94,7 +94,7 @@ def validate_cmd(allow_pediatric: bool, strict: bool, root: Path, as_json: bool)
 def stats_cmd(root: Path, as_json: bool) -> None:
     """The label table (as upstream's README prints it) and counts by modality, view, sex,
     source and licence, with the number of patients."""
-    from curation.stats import collection_stats, format_stats  # noqa: PLC0415
+    from curation.stats import collection_stats, format_stats
 
     stats = collection_stats(open_collection(root).read_rows())
     if as_json:

@@ -1,0 +1,1 @@
+"""cxrbank test suite."""

@@ -1,0 +1,108 @@
+"""`cxrbank validate`: each real problem one line with row and column, exit 1 on errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from cxrbank.cli import main
+from cxrbank.collection import Collection
+from tests.fixtures.upstream import make_upstream_checkout
+
+
+def imported(tmp_path: Path) -> Collection:
+    src = make_upstream_checkout(tmp_path / "src", "newest")
+    CliRunner().invoke(main, ["import", str(src), "--root", str(tmp_path / "c")])
+    return Collection.open(tmp_path / "c")
+
+
+def run_validate(collection: Collection, *args: str) -> tuple[int, dict]:
+    result = CliRunner().invoke(main, ["validate", "--root", str(collection.root), "--json", *args])
+    return result.exit_code, json.loads(result.stdout)
+
+
+def messages(report: dict) -> list[str]:
+    return [f"{p['level']} {p['row']} {p['column']} {p['message']}" for p in report["problems"]]
+
+
+def test_a_clean_import_has_no_errors_only_warnings(tmp_path: Path) -> None:
+    code, report = run_validate(imported(tmp_path))
+    assert code == 0
+    assert report["errors"] == 0
+    assert any("no licence stated" in m for m in messages(report))
+    assert any("1 rows not yet reviewed" in m for m in messages(report))
+
+
+def test_contradictory_sex_and_unknown_vocabulary_are_errors(tmp_path: Path) -> None:
+    collection = imported(tmp_path)
+    with collection.editing() as rows:
+        rows[1]["sex"] = "F"  # patient 1 was M in row 1
+        rows[2]["view"] = "Oblique"
+        rows[3]["finding"] = "Scurvy"
+        rows[4]["age"] = "sixty"
+    code, report = run_validate(collection)
+    assert code == 1
+    found = messages(report)
+    assert any(m.startswith("error 1 sex patient 1 has contradictory sex") for m in found)
+    assert any(m.startswith("error 3 view 'Oblique'") for m in found)
+    assert any(m.startswith("error 4 finding not in the taxonomy") for m in found)
+    assert any(m.startswith("error 5 age 'sixty' is not a number") for m in found)
+
+
+def test_missing_and_unreferenced_files_are_errors(tmp_path: Path) -> None:
+    collection = imported(tmp_path)
+    (collection.images_dir / "case00.jpg").unlink()
+    (collection.images_dir / "stray.png").write_bytes(b"x")
+    code, report = run_validate(collection)
+    assert code == 1
+    found = messages(report)
+    assert any("file missing: images/case00.jpg" in m for m in found)
+    assert any("images/stray.png is not referenced by any row" in m for m in found)
+
+
+def test_pediatric_rows_follow_the_policy(tmp_path: Path) -> None:
+    collection = imported(tmp_path)
+    with collection.editing() as rows:
+        rows[2]["age"] = "9"
+    _, report = run_validate(collection)
+    assert any("pediatric row (age 9)" in m for m in messages(report))
+    _, report = run_validate(collection, "--allow-pediatric")
+    assert not any("pediatric" in m for m in messages(report))
+
+
+def test_one_patient_id_over_two_radiopaedia_cases_is_reported(tmp_path: Path) -> None:
+    collection = imported(tmp_path)
+    with collection.editing() as rows:
+        for row, rid in ((rows[0], "111"), (rows[1], "222")):
+            row["url"] = "https://radiopaedia.org/cases/x"
+            row["other_notes"] = f"Case courtesy of Dr A, Radiopaedia.org, rID: {rid}"
+    _, report = run_validate(collection)
+    assert any("patient id 1 is used for different cases rID 111 (row 1), rID 222 (row 2)" in m
+               for m in messages(report))
+
+
+def test_human_output_is_one_line_per_problem_and_a_summary(tmp_path: Path) -> None:
+    collection = imported(tmp_path)
+    result = CliRunner().invoke(main, ["validate", "--root", str(collection.root)])
+    lines = result.stdout.strip().splitlines()
+    assert lines[-1] == "8 rows: 0 errors, 4 warnings"
+    assert all(line.startswith(("warning: ", "error: ")) for line in lines[:-1])
+
+
+@pytest.mark.realdata
+def test_real_upstream_slice_shows_its_known_defects(tmp_path: Path, shared_data: Path) -> None:
+    CliRunner().invoke(main, ["import", str(shared_data / "cxr-dev"), "--root", str(tmp_path), "--link"])
+    code, report = run_validate(Collection.open(tmp_path))
+    assert code == 1
+    found = messages(report)
+    assert any("patient id 380 is used for different cases" in m for m in found)
+    assert any("patient 380 has contradictory sex" in m for m in found)
+
+
+def test_the_repository_metadata_csv_is_a_valid_collection() -> None:
+    root = Path(__file__).resolve().parent.parent
+    result = CliRunner().invoke(main, ["validate", "--root", str(root)])
+    assert result.exit_code == 0, result.output
