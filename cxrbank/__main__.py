@@ -1,0 +1,5 @@
+"""`python -m cxrbank` runs the CLI."""
+
+from cxrbank.cli import main
+
+main()
