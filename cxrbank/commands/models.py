@@ -1,0 +1,161 @@
+"""`cxrbank train` and `cxrbank evaluate`: thin commands over models/ (torch loads only here)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+
+from cxrbank.commands.common import (
+    CxrbankError,
+    emit_json,
+    is_terminal,
+    json_option,
+    root_option,
+    say,
+)
+
+ARCH_CHOICES = ("densenet121", "resnet50", "tiny")
+
+
+def _progress(items: Iterable[Any], length: int, label: str) -> Iterator[Any]:
+    """A progress bar per epoch on a terminal; nothing extra in logs (epoch lines say it all)."""
+    if not is_terminal():
+        yield from items
+        return
+    with click.progressbar(items, length=length, label=label, file=sys.stderr) as bar:
+        yield from bar
+
+
+def _csv(value: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in value.split(",") if v.strip())
+
+
+@click.command("train")
+@click.option("--arch", type=click.Choice(ARCH_CHOICES), default="densenet121", show_default=True)
+@click.option("--size", type=click.IntRange(16, 2048), default=224, show_default=True,
+              help="Image side in pixels (images are centre-cropped and cached at this size).")
+@click.option("--epochs", type=click.IntRange(1), default=20, show_default=True)
+@click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True)
+@click.option("--lr", type=click.FloatRange(0, min_open=True), default=1e-3, show_default=True)
+@click.option("--device", type=click.Choice(("auto", "cpu", "cuda")), default="auto",
+              show_default=True)
+@click.option("--fold", type=click.IntRange(0), default=None,
+              help="Validate on fold K of the split (train on the other folds).")
+@click.option("--init", "init", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Start from these weights (a checkpoint or state dict; name+shape matched).")
+@click.option("--trust-init", is_flag=True,
+              help="Allow --init to unpickle a whole model (e.g. torchxrayvision .pt files).")
+@click.option("--resume", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Continue a run from its last.pt.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Run directory [default: ROOT/runs/ARCH, or ARCH-foldK].")
+@click.option("--compile", "compile_", is_flag=True, help="torch.compile the network.")
+@click.option("--views", default="PA,AP,AP Supine,AP Erect", show_default=True,
+              help="Comma-separated views to keep; * for all.")
+@click.option("--modality", default="X-ray", show_default=True,
+              help="Comma-separated modalities to keep; * for all.")
+@click.option("--labels", default=None,
+              help="Comma-separated labels [default: every label in the training rows].")
+@click.option("--normalization", type=click.Choice(("unit", "xrv")), default="unit",
+              show_default=True, help="xrv: torchxrayvision's [-1024, 1024] (for its weights).")
+@click.option("--no-augment", is_flag=True, help="No random affine augmentation.")
+@click.option("--patience", type=click.IntRange(1), default=5, show_default=True,
+              help="Stop after this many epochs without a better validation AUC.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@root_option
+@json_option
+def train_cmd(
+    arch: str, size: int, epochs: int, batch_size: int, lr: float, device: str,
+    fold: int | None, init: Path | None, trust_init: bool, resume: Path | None,
+    out: Path | None, compile_: bool, views: str, modality: str, labels: str | None,
+    normalization: str, no_augment: bool, patience: int, seed: int, root: Path, as_json: bool,
+) -> None:
+    """Train a classifier on the collection's split; best checkpoint by validation mean AUC."""
+    try:
+        from models.data import DataError  # torch loads only here
+        from models.nets import WeightsError
+        from models.train import TrainConfig, train
+    except ImportError as exc:
+        raise CxrbankError(f"training needs torch: pip install 'cxrbank[train]' ({exc})") from exc
+    name = arch if fold is None else f"{arch}-fold{fold}"
+    try:
+        config = TrainConfig(
+            root=str(root), arch=arch, size=size, epochs=epochs, batch_size=batch_size, lr=lr,
+            device=device, fold=fold, init=str(init) if init else None, trust_init=trust_init,
+            resume=str(resume) if resume else None, out=str(out or root / "runs" / name),
+            compile=compile_, views=_csv(views), modalities=_csv(modality),
+            labels=_csv(labels) if labels else None, normalization=normalization,
+            augment=not no_augment, patience=patience, seed=seed,
+        )
+        result = train(config, log=say, progress=_progress)
+    except (DataError, WeightsError, ValueError, OSError) as exc:
+        raise CxrbankError(str(exc)) from exc
+    summary = {
+        "out": str(result.out), "best_checkpoint": str(result.out / "best.pt"),
+        "best_val_mean_auc": result.best_score, "best_epoch": result.best_epoch,
+        "epochs_run": result.epochs_run, "stopped_early": result.stopped_early,
+        "labels": result.labels, "images_decoded": result.decoded,
+        "images_from_cache": result.reused, "left_out": result.left_out,
+        "init": None if result.init is None else {
+            "path": result.init.path, "loaded": len(result.init.loaded),
+            "skipped": [f"{k}: {why}" for k, why in result.init.skipped],
+            "missing": result.init.missing,
+        },
+        "history": result.history,
+    }
+    if as_json:
+        emit_json(summary)
+    else:
+        click.echo(
+            f"best validation mean AUC {result.best_score:.4f} at epoch {result.best_epoch}; "
+            f"checkpoint {result.out / 'best.pt'}"
+        )
+
+
+@click.command("evaluate")
+@click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--split", type=click.Choice(("train", "val", "test")), default="test",
+              show_default=True)
+@click.option("--threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="Probability threshold for sensitivity and specificity.")
+@click.option("--bootstrap", type=click.IntRange(0), default=1000, show_default=True,
+              help="Bootstrap resamples for the 95% intervals (0: none).")
+@click.option("--device", type=click.Choice(("auto", "cpu", "cuda")), default="auto",
+              show_default=True)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where metrics JSON and the model card go [default: beside the checkpoint].")
+@root_option
+@json_option
+def evaluate_cmd(
+    checkpoint: Path, split: str, threshold: float, bootstrap: int, device: str,
+    out: Path | None, root: Path, as_json: bool,
+) -> None:
+    """Per-label AUC, sensitivity/specificity, bootstrap intervals, per-source results and a
+    model card for CHECKPOINT on a split of the collection."""
+    try:
+        from models.data import DataError  # torch loads only here
+        from models.evaluate import evaluate_checkpoint
+    except ImportError as exc:
+        raise CxrbankError(f"evaluation needs torch: pip install 'cxrbank[train]' ({exc})") from exc
+    try:
+        report = evaluate_checkpoint(
+            checkpoint, root=root, split=split, threshold=threshold, rounds=bootstrap,
+            device=device, out_dir=out,
+        )
+    except (DataError, ValueError, OSError, RuntimeError) as exc:
+        raise CxrbankError(f"{checkpoint}: {exc}") from exc
+    if as_json:
+        emit_json(report)
+        return
+    click.echo(f"{split}: {report['rows']} images, mean AUC {report['mean_auc']:.4f}")
+    for label, r in report["labels"].items():
+        low, high = r["auc_ci95"]
+        click.echo(
+            f"  {label}: AUC {r['auc']:.3f} (95% CI {low:.3f}-{high:.3f}), n={r['n']}, "
+            f"sensitivity {r['sensitivity']:.3f}, specificity {r['specificity']:.3f} "
+            f"at {threshold}"
+        )

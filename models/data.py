@@ -1,0 +1,335 @@
+"""Training data: rows and splits of a collection, labels with unknowns masked, the decoded-once
+image cache (uint8 memmap keyed by sha256 and size), batches, normalisation and augmentation."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import fcntl
+import hashlib
+import math
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from cxrbank.collection import Collection, Row
+from cxrbank.schema import FINDINGS, canonical_finding, normalize_modality, normalize_view
+
+FRONTAL_VIEWS: tuple[str, ...] = ("PA", "AP", "AP Supine", "AP Erect")
+PARTITION_FILE = Path("splits") / "partition.tsv"
+CACHE_DIR = Path(".cxrbank") / "cache"
+NORMALIZATIONS: tuple[str, ...] = ("unit", "xrv")
+
+
+class DataError(Exception):
+    """The collection or its split cannot be used for training as asked."""
+
+
+# -- rows, splits and labels ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PartitionEntry:
+    """One line of splits/partition.tsv."""
+
+    patientid: str
+    partition: str  # train, val or test
+    fold: str  # "0".."k-1", or "" (test rows)
+
+
+def read_partition(path: Path) -> dict[str, PartitionEntry]:
+    """filename -> its patient, partition and fold, from the partition.tsv of `cxrbank split`."""
+    if not path.is_file():
+        raise DataError(f"{path}: no partition file; run `cxrbank split` first")
+    with open(path, encoding="utf-8", newline="") as handle:
+        reader = csv.DictReader(handle, delimiter="\t")
+        needed = {"filename", "patientid", "partition"}
+        if not reader.fieldnames or not needed <= set(reader.fieldnames):
+            raise DataError(f"{path}: header must name {', '.join(sorted(needed))}")
+        return {
+            r["filename"]: PartitionEntry(
+                r["patientid"], r["partition"].strip(), (r.get("fold") or "").strip()
+            )
+            for r in reader
+        }
+
+
+def split_hash(root: Path, partition_path: Path | None = None) -> str:
+    """The identity of a split: curation's split_hash for a collection's own split, else the
+    sha256 of the partition file's bytes."""
+    path = partition_path or root / PARTITION_FILE
+    if partition_path is None:
+        try:
+            from curation.split import split_hash as curation_split_hash
+        except ImportError:
+            curation_split_hash = None
+        if curation_split_hash is not None:
+            return str(curation_split_hash(root))
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def split_of(entry: PartitionEntry, fold: int | None) -> str:
+    """train/val/test for a row: the partition, or with a fold, that fold's patients as val."""
+    if fold is None or entry.partition == "test":
+        return entry.partition
+    return "val" if entry.fold == str(fold) else "train"
+
+
+def select_rows(rows: Iterable[Row], views: Sequence[str], modalities: Sequence[str]) -> list[Row]:
+    """Rows of the given views and modalities ("*" keeps all), like torchxrayvision's `views=`."""
+    keep_views = None if "*" in views else {normalize_view(v) or v for v in views}
+    keep_modalities = (
+        None if "*" in modalities else {normalize_modality(m) or m for m in modalities}
+    )
+    return [
+        r
+        for r in rows
+        if (keep_views is None or normalize_view(r.get("view")) in keep_views)
+        and (keep_modalities is None or normalize_modality(r.get("modality")) in keep_modalities)
+    ]
+
+
+def finding_of(row: Row) -> str:
+    """The row's hierarchical finding; "" when blank, `todo` or not in the taxonomy."""
+    finding = canonical_finding(row.get("finding")) or ""
+    return "" if finding == "todo" else finding
+
+
+def label_vocabulary(rows: Iterable[Row]) -> list[str]:
+    """Sorted labels (each `/` token of a finding) over the rows with a known finding."""
+    return sorted({token for r in rows for token in finding_of(r).split("/") if token})
+
+
+def _label_paths(label: str) -> list[str]:
+    paths = []
+    for finding in FINDINGS:
+        tokens = finding.split("/")
+        if label in tokens:
+            paths.append("/".join(tokens[: tokens.index(label) + 1]))
+    return paths
+
+
+def label_matrix(rows: Sequence[Row], labels: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Targets and a known-mask, both [rows, labels]. A label is unknown for an unreviewed row
+    and for a row whose finding is its ancestor ("Pneumonia/Viral" says nothing on COVID-19)."""
+    targets = np.zeros((len(rows), len(labels)), dtype=np.float32)
+    known = np.zeros((len(rows), len(labels)), dtype=bool)
+    paths = {label: _label_paths(label) for label in labels}
+    for i, row in enumerate(rows):
+        finding = finding_of(row)
+        if not finding:
+            continue
+        tokens = finding.split("/")
+        for j, label in enumerate(labels):
+            if label in tokens:
+                targets[i, j], known[i, j] = 1.0, True
+            else:
+                known[i, j] = not any(p.startswith(finding + "/") for p in paths[label])
+    return targets, known
+
+
+# -- the image cache --------------------------------------------------------------------------
+
+
+def decode_image(path: Path, size: int) -> np.ndarray:
+    """An image file as a size x size uint8 greyscale array, centre-cropped to a square."""
+    from PIL import Image, ImageOps
+
+    with Image.open(path) as image:
+        if image.format == "JPEG":
+            image.draft("L", (size, size))
+        image = ImageOps.exif_transpose(image)
+        if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+            array = np.asarray(image, dtype=np.float32)
+            low, high = float(array.min()), float(array.max())
+            array = (array - low) / max(high - low, 1e-6) * 255.0
+            image = Image.fromarray(array.astype(np.uint8))
+        elif image.mode == "P":
+            image = image.convert("RGBA").convert("L")
+        elif image.mode != "L":
+            image = image.convert("L")
+        width, height = image.size
+        side = min(width, height)
+        left, top = (width - side) // 2, (height - side) // 2
+        image = image.crop((left, top, left + side, top + side))
+        image = image.resize((size, size), Image.BILINEAR, reducing_gap=2.0)
+        return np.asarray(image, dtype=np.uint8)
+
+
+@dataclass
+class CacheResult:
+    """Where each requested image sits in the cache, and what building it cost."""
+
+    pixels: np.ndarray  # memmap [slots, size, size] uint8
+    slots: list[int | None]  # per requested image; None when it could not be decoded
+    decoded: int = 0
+    reused: int = 0
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
+
+
+@contextlib.contextmanager
+def _locked(directory: Path) -> Iterator[None]:
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / "lock", "a+") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def ensure_cached(files: Sequence[tuple[Path, str]], cache_dir: Path, size: int) -> CacheResult:
+    """Decode the (path, sha256) images not yet cached at this size, append them, and return the
+    memmap. Pixels are appended before their index line, so a crash never indexes missing bytes."""
+    folder = cache_dir / f"{size}px"
+    pixels_path, index_path = folder / "pixels.u8", folder / "index.txt"
+    frame = size * size
+    failures: list[tuple[str, str]] = []
+    decoded = 0
+    with _locked(folder):
+        hashes = index_path.read_text().split() if index_path.exists() else []
+        slot_of = {h: i for i, h in enumerate(hashes)}
+        wanted = {sha: path for path, sha in files if sha not in slot_of}
+        if wanted:
+            with open(pixels_path, "ab") as out:
+                out.truncate(len(hashes) * frame)
+                out.seek(len(hashes) * frame)
+                new_hashes = []
+                for sha, path in wanted.items():
+                    try:
+                        out.write(decode_image(path, size).tobytes())
+                    except Exception as exc:  # any decoder failure: skip the image, report it
+                        failures.append((str(path), f"cannot decode: {exc}"))
+                        continue
+                    decoded += 1
+                    slot_of[sha] = len(hashes) + len(new_hashes)
+                    new_hashes.append(sha)
+                out.flush()
+                os.fsync(out.fileno())
+            with open(index_path, "a", encoding="ascii") as index:
+                index.write("".join(h + "\n" for h in new_hashes))
+            hashes += new_hashes
+    pixels = np.memmap(pixels_path, dtype=np.uint8, mode="r", shape=(len(hashes), size, size))
+    slots = [slot_of.get(sha) for _, sha in files]
+    reused = sum(1 for _, sha in files if sha in slot_of and sha not in wanted)
+    return CacheResult(pixels, slots, decoded, reused, failures)
+
+
+# -- the dataset ------------------------------------------------------------------------------
+
+
+class CxrDataset(torch.utils.data.Dataset):
+    """Cached images of some rows with their labels; items are uint8 [1, S, S] tensors."""
+
+    def __init__(
+        self, rows: list[Row], labels: list[str], pixels: np.ndarray, slots: np.ndarray
+    ) -> None:
+        self.rows, self.labels, self.pixels, self.slots = rows, labels, pixels, slots
+        targets, known = label_matrix(rows, labels)
+        self.targets, self.known = torch.from_numpy(targets), torch.from_numpy(known)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        x, y, m = self.batch([i])
+        return x[0], y[0], m[0]
+
+    def batch(self, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One batch in a single memmap read: images [B, 1, S, S] uint8, targets, known-mask."""
+        idx = np.asarray(indices, dtype=np.int64)
+        images = torch.from_numpy(self.pixels[self.slots[idx]]).unsqueeze(1)
+        return images, self.targets[idx], self.known[idx]
+
+    def class_counts(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Known positives and negatives per label."""
+        positives = (self.targets * self.known).sum(0)
+        return positives, self.known.sum(0) - positives
+
+
+@dataclass
+class Prepared:
+    dataset: CxrDataset
+    decoded: int
+    reused: int
+    failures: list[tuple[str, str]]
+
+
+def prepare_dataset(
+    root: Path, rows: list[Row], labels: list[str], size: int, cache_dir: Path | None = None
+) -> Prepared:
+    """The dataset of these rows, decoding into the cache only images it does not hold yet.
+    Rows whose file is missing or undecodable are left out and reported."""
+    collection = Collection(root)
+    cache_dir = cache_dir or root / CACHE_DIR
+    files, kept, failures = [], [], []
+    for row in rows:
+        path = collection.image_path(row)
+        if not path.is_file():
+            failures.append((str(path), "missing image file"))
+            continue
+        files.append((path, row.get("sha256") or file_sha256(path)))
+        kept.append(row)
+    cached = ensure_cached(files, cache_dir, size)
+    failures += cached.failures
+    good = [i for i, slot in enumerate(cached.slots) if slot is not None]
+    slots = np.asarray([cached.slots[i] for i in good], dtype=np.int64)
+    dataset = CxrDataset([kept[i] for i in good], labels, cached.pixels, slots)
+    return Prepared(dataset, cached.decoded, cached.reused, failures)
+
+
+def iterate_batches(dataset: CxrDataset, order: Sequence[int], batch_size: int) -> Iterator[
+    tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[int]]
+]:
+    """Batches in the given order: (images uint8, targets, known-mask, dataset indices)."""
+    order = list(order)
+    for start in range(0, len(order), batch_size):
+        chunk = order[start : start + batch_size]
+        yield (*dataset.batch(chunk), chunk)
+
+
+# -- on the device: normalisation and augmentation --------------------------------------------
+
+
+def to_input(images: torch.Tensor, normalization: str = "unit") -> torch.Tensor:
+    """uint8 pixels -> float input: [-1, 1] ("unit") or torchxrayvision's [-1024, 1024] ("xrv")."""
+    x = images.float() / 255.0
+    if normalization == "xrv":
+        return x * 2048.0 - 1024.0
+    if normalization == "unit":
+        return x * 2.0 - 1.0
+    raise ValueError(f"unknown normalization {normalization!r}")
+
+
+def random_affine(
+    x: torch.Tensor,
+    degrees: float = 10.0,
+    translate: float = 0.05,
+    scale: float = 0.1,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Random rotation, shift and zoom per image, on x's device ([0, 1] pixels, black fill)."""
+    n = x.shape[0]
+    rand = torch.rand(n, 4, generator=generator, device="cpu").to(x.device)
+    angle = (rand[:, 0] * 2 - 1) * math.radians(degrees)
+    zoom = 1.0 + (rand[:, 1] * 2 - 1) * scale
+    shift = (rand[:, 2:] * 2 - 1) * translate * 2
+    cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
+    theta = torch.stack(
+        [torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1
+    )
+    grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, padding_mode="zeros", align_corners=False)
