@@ -1,0 +1,330 @@
+"""Figure captions: find where they start, take the whole caption, pair them with figure regions."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from extract.records import BBox, Caption, Region
+
+_PREFIX = r"(?:(?P<supp>supplementa(?:ry|l)|suppl\.?|additional)\s+)?"
+_WORD = (
+    r"(?P<word>figures?|figs?\.?|abbildung|abb\.|figura|figuur|afbeelding|рисунок|рис\.)"
+)
+_NUMBER = r"(?P<number>S?\d{1,3}(?:[-–.]\d{1,3})?(?![\d]))"
+CAPTION_START = re.compile(
+    rf"^\s*{_PREFIX}{_WORD}\s*{_NUMBER}(?P<after>.{{0,3}})", re.IGNORECASE | re.DOTALL
+)
+_DELIMITERS = ".:|—–-"
+
+# Panel markers inside a caption: "(A) ...", "A, ...", "Left: ...".
+_PAREN_MARK = re.compile(r"\(([A-Ha-h])\)")
+_COMMA_MARK = re.compile(r"(?:^|(?<=[.;:]\s))([a-hA-H])[,.]\s")
+_SIDE_ORDER = {"left": 0, "upper": 0, "top": 0, "middle": 1, "right": 2, "lower": 2, "bottom": 2}
+
+
+TABLE_START = re.compile(r"^\s*(?:supplementa(?:ry|l)\s+)?(?:table|tab\.)\s*S?\d{1,3}\b", re.I)
+
+
+def find_table_captions(page_dict: dict[str, Any]) -> list[BBox]:
+    """Boxes of table captions ("Table 2 ..."), whose regions are tables, not figures."""
+    boxes = []
+    for block in page_dict["blocks"]:
+        lines = block.get("lines") if block.get("type") == 0 else None
+        if lines and TABLE_START.match(_line_text(lines[0])):
+            boxes.append(tuple(block["bbox"]))
+    return boxes
+
+
+def parse_caption_start(text: str, *, bold: bool = False) -> tuple[str, str] | None:
+    """(label, number) when `text` opens a figure caption ("Fig. 2:" -> ("Figure 2", "2")).
+
+    A reference in running text ("Figure 1 shows ...") is not a caption: the number must be
+    followed by a delimiter, a capital letter or "(", or the label must be set in bold.
+    """
+    m = CAPTION_START.match(text)
+    if not m:
+        return None
+    after = m.group("after").lstrip(" \t")
+    ok = bold or not after or after[0] in _DELIMITERS or after[0].isupper() or after[0] == "("
+    if not ok or (after[:1].isdigit()):
+        return None
+    number = m.group("number").upper()
+    supplementary = m.group("supp") is not None or number.startswith("S")
+    label = f"{'Supplementary ' if supplementary else ''}Figure {number}"
+    return label, number
+
+
+def _line_text(line: dict[str, Any]) -> str:
+    return "".join(span["text"] for span in line["spans"])
+
+
+def _line_size(line: dict[str, Any]) -> float:
+    sizes = [s["size"] for s in line["spans"] if s["text"].strip()]
+    return max(sizes) if sizes else 0.0
+
+
+def _join(lines: list[str]) -> str:
+    text = ""
+    for line in lines:
+        line = line.strip()
+        if not line:
+            continue
+        if text.endswith("-") and not text.endswith(" -") and line[:1].islower():
+            text = text[:-1] + line
+        else:
+            text = f"{text} {line}" if text else line
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def _union(boxes: list[BBox]) -> BBox:
+    return (
+        min(b[0] for b in boxes),
+        min(b[1] for b in boxes),
+        max(b[2] for b in boxes),
+        max(b[3] for b in boxes),
+    )
+
+
+def find_captions(page_dict: dict[str, Any], page_no: int) -> list[Caption]:
+    """Figure captions on one page, from PyMuPDF's `page.get_text("dict")` output."""
+    blocks = [b for b in page_dict["blocks"] if b.get("type") == 0 and b.get("lines")]
+    captions: list[Caption] = []
+    seen: set[str] = set()
+    for bi, block in enumerate(blocks):
+        lines = block["lines"]
+        for li, line in enumerate(lines):
+            spans = [s for s in line["spans"] if s["text"].strip()]
+            if not spans:
+                continue
+            bold = bool(spans[0]["flags"] & 16) or "bold" in spans[0]["font"].lower()
+            parsed = parse_caption_start(_line_text(line), bold=bold)
+            if parsed is None or (li > 0 and not _after_sentence_end(lines[li - 1])):
+                continue
+            label, number = parsed
+            body = lines[li:]
+            nxt = _next_start(lines, li)
+            if nxt is not None:
+                body = lines[li:nxt]
+            boxes = [tuple(ln["bbox"]) for ln in body]
+            texts = [_line_text(ln) for ln in body]
+            if nxt is None:
+                _extend_with_following_blocks(blocks, bi, body, boxes, texts)
+            key = f"{label}@{round(boxes[0][1])}"
+            if key in seen:
+                continue
+            seen.add(key)
+            captions.append(Caption(page_no, _union(boxes), label, number, _join(texts)))
+    return captions
+
+
+def _after_sentence_end(line: dict[str, Any]) -> bool:
+    return _line_text(line).rstrip().endswith((".", ":", ")"))
+
+
+def _next_start(lines: list[dict[str, Any]], li: int) -> int | None:
+    for j in range(li + 1, len(lines)):
+        if parse_caption_start(_line_text(lines[j])) and _after_sentence_end(lines[j - 1]):
+            return j
+    return None
+
+
+def _extend_with_following_blocks(
+    blocks: list[dict[str, Any]], bi: int, body: list, boxes: list, texts: list
+) -> None:
+    """Continue a caption into the next blocks when they sit right under it in the same style."""
+    size = _line_size(body[0])
+    for block in blocks[bi + 1 :]:
+        first = block["lines"][0]
+        last = boxes[-1]
+        gap = first["bbox"][1] - last[3]
+        height = last[3] - last[1]
+        same_column = first["bbox"][0] < last[2] and first["bbox"][2] > last[0]
+        if not (-1 <= gap <= 0.5 * height and same_column):
+            return
+        if abs(_line_size(first) - size) > 0.6 or parse_caption_start(_line_text(first)):
+            return
+        for line in block["lines"]:
+            boxes.append(tuple(line["bbox"]))
+            texts.append(_line_text(line))
+
+
+def _overlap(a0: float, a1: float, b0: float, b1: float) -> float:
+    return max(0.0, min(a1, b1) - max(a0, b0))
+
+
+def _blocked(between: BBox, blockers: list[BBox], horizontal: bool) -> bool:
+    """True when a body-text block lies inside the gap `between` (caption and figure apart)."""
+    x0, y0, x1, y1 = between
+    for b in blockers:
+        if horizontal:
+            if b[0] >= x0 - 2 and b[2] <= x1 + 2 and _overlap(b[1], b[3], y0, y1) > 2:
+                return True
+        elif b[1] >= y0 - 2 and b[3] <= y1 + 2 and _overlap(b[0], b[2], x0, x1) > 2:
+            return True
+    return False
+
+
+def caption_distance(
+    member: BBox, cluster: BBox, cap: BBox, blockers: list[BBox]
+) -> float | None:
+    """Layout distance from a region (inside its cluster) to a caption, or None if unrelated.
+
+    Below is preferred over above, above over beside; body text between the two blocks them.
+    """
+    best: float | None = None
+    mx0, my0, mx1, my1 = member
+    kx0, ky0, kx1, ky1 = cluster
+    cx0, cy0, cx1, cy1 = cap
+    x_ov = _overlap(mx0, mx1, cx0, cx1)
+    if x_ov * _overlap(my0, my1, cy0, cy1) >= 0.5 * (cx1 - cx0) * (cy1 - cy0):
+        return 0.0  # the caption is printed on (or hidden behind) the figure itself
+    wide_enough = x_ov >= 0.2 * min(mx1 - mx0, cx1 - cx0)
+    options: list[tuple[float, BBox, bool]] = []
+    if wide_enough and cy0 >= ky1 - 5:
+        options.append((cy0 - ky1, (mx0, ky1, mx1, cy0), False))
+    if wide_enough and cy1 <= ky0 + 5:
+        options.append((ky0 - cy1 + 4, (mx0, cy1, mx1, ky0), False))
+    y_ov = _overlap(my0, my1, cy0, cy1)
+    if y_ov >= 0.5 * min(cy1 - cy0, my1 - my0):
+        if cx0 >= kx1 - 5:
+            options.append((cx0 - kx1 + 6, (kx1, max(my0, cy0), cx0, min(my1, cy1)), True))
+        if cx1 <= kx0 + 5:
+            options.append((kx0 - cx1 + 6, (cx1, max(my0, cy0), kx0, min(my1, cy1)), True))
+    for dist, between, horizontal in options:
+        if dist > 160 or _blocked(between, blockers, horizontal):
+            continue
+        best = dist if best is None else min(best, dist)
+    return best
+
+
+def pair_captions(
+    regions: list[Region], captions: list[Caption], blockers: list[BBox]
+) -> list[int | None]:
+    """For each region the index of its caption (or None), by layout on one page."""
+    clusters = _clusters([r.bbox for r in regions], blockers + [c.bbox for c in captions])
+    result: list[int | None] = []
+    for i, region in enumerate(regions):
+        best: tuple[float, int] | None = None
+        for j, cap in enumerate(captions):
+            d = caption_distance(region.bbox, clusters[i], cap.bbox, blockers)
+            if d is not None and (best is None or d < best[0]):
+                best = (d, j)
+        result.append(None if best is None else best[1])
+    return result
+
+
+def _clusters(boxes: list[BBox], text: list[BBox], gap: float = 20.0) -> list[BBox]:
+    """Each box's cluster: boxes chained by small gaps with no text in between."""
+    parent = list(range(len(boxes)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i, a in enumerate(boxes):
+        for j in range(i + 1, len(boxes)):
+            b = boxes[j]
+            h_gap = max(b[0] - a[2], a[0] - b[2])
+            v_gap = max(b[1] - a[3], a[1] - b[3])
+            if h_gap > gap or v_gap > gap:
+                continue
+            between = (
+                min(a[2], b[2]) if h_gap > 0 else max(a[0], b[0]),
+                min(a[3], b[3]) if v_gap > 0 else max(a[1], b[1]),
+                max(a[0], b[0]) if h_gap > 0 else min(a[2], b[2]),
+                max(a[1], b[1]) if v_gap > 0 else min(a[3], b[3]),
+            )
+            if not any(_intersects(between, t) for t in text):
+                parent[find(i)] = find(j)
+    groups: dict[int, list[BBox]] = {}
+    for i, b in enumerate(boxes):
+        groups.setdefault(find(i), []).append(b)
+    return [_union(groups[find(i)]) for i in range(len(boxes))]
+
+
+def _intersects(a: BBox, b: BBox) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def caption_parts(caption: str) -> tuple[str, dict[str, str]]:
+    """Split a caption into shared text and per-panel parts keyed "A", "B", ...
+
+    Understands "(A) ... (B) ...", "a, ... b, ...", "Left: ... Right: ..." and
+    "X-ray (left) and CT (right)"; returns (caption, {}) when it names no panels.
+    """
+    for finder in (_paren_marks, _comma_marks):
+        marks = finder(caption)
+        if len({m[0] for m in marks}) >= 2:
+            parts: dict[str, str] = {}
+            for k, (letter, _start, end) in enumerate(marks):
+                stop = marks[k + 1][1] if k + 1 < len(marks) else len(caption)
+                text = caption[end:stop].strip(" ;,.")
+                parts[letter] = f"{parts[letter]} {text}" if letter in parts else text
+            return caption[: marks[0][1]].strip(), parts
+    sides = _side_parts(caption)
+    if len(sides) >= 2:
+        return caption, sides
+    return caption, {}
+
+
+def _sequential(found: list[tuple[str, int, int]]) -> list[tuple[str, int, int]]:
+    """Keep the run of marks A, B, C, ... in order (a mark may repeat: "(A) ... (A, B)")."""
+    run: list[tuple[str, int, int]] = []
+    for letter, start, end in found:
+        expected = chr(ord("A") + len({m[0] for m in run}))
+        if letter == expected or (run and letter == run[-1][0]):
+            run.append((letter, start, end))
+    return run
+
+
+def _paren_marks(caption: str) -> list[tuple[str, int, int]]:
+    found = [(m.group(1).upper(), m.start(), m.end()) for m in _PAREN_MARK.finditer(caption)]
+    return _sequential(found)
+
+
+def _comma_marks(caption: str) -> list[tuple[str, int, int]]:
+    found = [(m.group(1).upper(), m.start(1), m.end()) for m in _COMMA_MARK.finditer(caption)]
+    return _sequential(found)
+
+
+_SIDE_COLON = re.compile(
+    r"(?:^|(?<=[.;]\s)|(?<=^\())(left|right|top|bottom|upper|lower|middle)"
+    r"(?: panel| image)?\s*:", re.IGNORECASE
+)
+_SIDE_PAREN = re.compile(
+    r"\((left|right|top|bottom|upper|lower|middle)(?: panel| image)?(?:[,;]([^)]*))?\)",
+    re.IGNORECASE,
+)
+
+
+def _side_parts(caption: str) -> dict[str, str]:
+    """Parts named by position: "Left: ..." (text after) or "CT image (right)" (text before)."""
+    m = CAPTION_START.match(caption)
+    body = (caption[m.end("number") :] if m else caption).lstrip(" .:|—–-")
+    found: list[tuple[str, int, str]] = []
+    clause_start = 0
+    for m in _SIDE_PAREN.finditer(body):
+        before = body[clause_start : m.start()]
+        before = re.sub(r"^\s*(?:and|,|;|\.)\s*", "", before).strip(" ,;.")
+        extra = (m.group(2) or "").strip()
+        text = f"{before} ({extra})" if extra else before
+        found.append((m.group(1).lower(), m.start(), text))
+        clause_start = m.end()
+    colon = list(_SIDE_COLON.finditer(body))
+    for k, m in enumerate(colon):
+        stop = colon[k + 1].start() if k + 1 < len(colon) else len(body)
+        stop = min([stop] + [s for _, s, _ in found if s > m.end()])
+        found.append((m.group(1).lower(), m.start(), body[m.end() : stop].strip(" ;,.")))
+    found.sort(key=lambda f: f[1])
+    sides = sorted({f[0] for f in found}, key=lambda s: (_SIDE_ORDER[s], s))
+    if len(sides) < 2:
+        return {}
+    letters = {side: chr(ord("A") + k) for k, side in enumerate(sides)}
+    parts: dict[str, str] = {}
+    for side, _, text in found:
+        letter = letters[side]
+        parts[letter] = f"{parts[letter]} {text}" if letter in parts else text
+    return dict(sorted(parts.items()))

@@ -1,0 +1,338 @@
+"""Figures out of PDF pages: placed images, merged pieces and vector drawings, with captions."""
+
+from __future__ import annotations
+
+import time
+import zlib
+from collections import defaultdict
+from typing import Any
+
+from extract.captions import find_captions, find_table_captions, pair_captions
+from extract.records import BBox, Caption, Figure, Region
+
+MAX_STREAM_BYTES = 256 * 1024 * 1024  # a stream inflating past this is a decompression bomb
+MAX_IMAGE_PIXELS = 150_000_000  # declared image size past this is a bomb
+MAX_PAGES = 2000
+MIN_SIDE = 20.0  # points: smaller regions are icons, bullets, rules
+MIN_AREA = 1600.0  # square points
+
+
+class PdfError(Exception):
+    """A PDF that cannot be read: broken, encrypted, empty, a bomb, or too slow to process."""
+
+
+def open_pdf(data: bytes) -> Any:
+    """Open PDF bytes with PyMuPDF, or raise PdfError with one clear reason."""
+    import pymupdf
+
+    pymupdf.TOOLS.mupdf_display_errors(False)
+    pymupdf.TOOLS.mupdf_display_warnings(False)
+    if not data:
+        raise PdfError("empty file")
+    if b"%PDF-" not in data[:1024]:
+        raise PdfError("not a PDF (no %PDF- header)")
+    if b"%%EOF" not in data[-2048:]:
+        raise PdfError("truncated PDF (no %%EOF at the end)")
+    try:
+        doc = pymupdf.open(stream=data, filetype="pdf")
+    except Exception as exc:  # MuPDF raises several types for broken files
+        raise PdfError(f"unreadable PDF ({exc})") from None
+    if doc.needs_pass:
+        doc.close()
+        raise PdfError("encrypted PDF (password required)")
+    if doc.page_count == 0:
+        doc.close()
+        raise PdfError("PDF has no pages")
+    if doc.page_count > MAX_PAGES:
+        doc.close()
+        raise PdfError(f"PDF has {doc.page_count} pages (limit {MAX_PAGES})")
+    try:
+        _check_bombs(doc)
+    except PdfError:
+        doc.close()
+        raise
+    return doc
+
+
+def _check_bombs(doc: Any) -> None:
+    """Refuse streams that inflate past MAX_STREAM_BYTES and absurdly large declared images."""
+    for xref in range(1, doc.xref_length()):
+        try:
+            if not doc.xref_is_stream(xref):
+                continue
+            width = doc.xref_get_key(xref, "Width")
+            height = doc.xref_get_key(xref, "Height")
+            filt = doc.xref_get_key(xref, "Filter")[1]
+        except Exception:
+            continue
+        declared = width[0] == "int" and height[0] == "int"
+        if declared and int(width[1]) * int(height[1]) > MAX_IMAGE_PIXELS:
+            raise PdfError(f"decompression bomb (image {width[1]}x{height[1]} px)")
+        if "FlateDecode" in filt:
+            raw = doc.xref_stream_raw(xref)
+            inflater = zlib.decompressobj()
+            try:
+                out = inflater.decompress(raw, MAX_STREAM_BYTES)
+            except zlib.error:
+                continue
+            if inflater.unconsumed_tail:
+                raise PdfError(f"decompression bomb (stream {xref} inflates past 256 MB)")
+            del out
+
+
+def page_texts(data: bytes) -> list[str]:
+    """Plain text of each page, in reading order."""
+    doc = open_pdf(data)
+    try:
+        return [page.get_text("text", sort=True) for page in doc]
+    finally:
+        doc.close()
+
+
+def _key(info: dict[str, Any]) -> Any:
+    return info["xref"] or info.get("digest")
+
+
+def _decorations(doc: Any) -> tuple[set[Any], list[list[dict[str, Any]]]]:
+    """Image keys that are decoration (logos and banners repeated across pages), and placements."""
+    placements = []
+    pages_of: dict[Any, set[int]] = defaultdict(set)
+    spots: dict[Any, set[tuple[int, int, int]]] = defaultdict(set)
+    for page in doc:
+        infos = page.get_image_info(hashes=True, xrefs=True)
+        placements.append(infos)
+        for info in infos:
+            key = _key(info)
+            pages_of[key].add(page.number)
+            x0, y0, _x1, _y1 = info["bbox"]
+            spots[key].add((page.number, round(x0 / 4), round(y0 / 4)))
+    n = doc.page_count
+    decor = set()
+    for key, pages in pages_of.items():
+        positions = defaultdict(int)
+        for _, x, y in spots[key]:
+            positions[(x, y)] += 1
+        if len(pages) >= max(3, 0.5 * n) or max(positions.values()) >= 2:
+            decor.add(key)
+    return decor, placements
+
+
+def _merge_boxes(items: list[tuple[BBox, Any]], gap: float) -> list[tuple[BBox, list[Any]]]:
+    """Union boxes that touch or overlap (within `gap` points), transitively."""
+    groups: list[tuple[BBox, list[Any]]] = [(box, [item]) for box, item in items]
+    changed = True
+    while changed:
+        changed = False
+        out: list[tuple[BBox, list[Any]]] = []
+        for box, members in groups:
+            for k, (other, other_members) in enumerate(out):
+                if (
+                    box[0] <= other[2] + gap
+                    and other[0] <= box[2] + gap
+                    and box[1] <= other[3] + gap
+                    and other[1] <= box[3] + gap
+                ):
+                    merged = (
+                        min(box[0], other[0]),
+                        min(box[1], other[1]),
+                        max(box[2], other[2]),
+                        max(box[3], other[3]),
+                    )
+                    out[k] = (merged, other_members + members)
+                    changed = True
+                    break
+            else:
+                out.append((box, members))
+        groups = out
+    return groups
+
+
+def _big_enough(box: BBox) -> bool:
+    w, h = box[2] - box[0], box[3] - box[1]
+    return w >= MIN_SIDE and h >= MIN_SIDE and w * h >= MIN_AREA
+
+
+def page_regions(page: Any, infos: list[dict[str, Any]], decor: set[Any]) -> list[Region]:
+    """Graphical regions of a page: image pieces merged, plus clusters of vector drawings."""
+    area = page.rect
+    items = []
+    for info in infos:
+        if _key(info) in decor:
+            continue
+        x0, y0, x1, y1 = info["bbox"]
+        box = (max(x0, area.x0), max(y0, area.y0), min(x1, area.x1), min(y1, area.y1))
+        if box[2] - box[0] < 1 or box[3] - box[1] < 1:
+            continue
+        items.append((box, info))
+    regions = [
+        Region(box, "image", pieces)
+        for box, pieces in _merge_boxes(items, gap=1.5)
+        if _big_enough(box)
+    ]
+    page_area = area.width * area.height
+    for rect in _vector_clusters(page):
+        box = (rect.x0, rect.y0, rect.x1, rect.y1)
+        if not _big_enough(box) or (box[2] - box[0]) * (box[3] - box[1]) > 0.85 * page_area:
+            continue
+        if any(_overlap_share(box, r.bbox) > 0.5 for r in regions):
+            continue
+        regions.append(Region(box, "vector"))
+    return regions
+
+
+def _vector_clusters(page: Any) -> list[Any]:
+    drawings = [d for d in page.get_drawings() if d["rect"].width * d["rect"].height > 0]
+    if len(drawings) < 3:
+        return []
+    return page.cluster_drawings(drawings=drawings, x_tolerance=4, y_tolerance=4)
+
+
+def _overlap_share(a: BBox, b: BBox) -> float:
+    """Share of `a`'s area that lies inside `b`."""
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    area = (a[2] - a[0]) * (a[3] - a[1])
+    return max(0.0, w) * max(0.0, h) / area if area > 0 else 0.0
+
+
+def _text_boxes(page_dict: dict[str, Any]) -> list[tuple[BBox, str]]:
+    out = []
+    for block in page_dict["blocks"]:
+        if block.get("type") != 0:
+            continue
+        for line in block["lines"]:
+            text = "".join(s["text"] for s in line["spans"]).strip()
+            if text:
+                out.append((tuple(line["bbox"]), text))
+    return out
+
+
+def _absorb_labels(region: Region, lines: list[tuple[BBox, str]], captions: list[Caption]) -> None:
+    """Grow a vector region over the short text lines around it (axis labels, legends)."""
+    for _ in range(2):
+        x0, y0, x1, y1 = region.bbox
+        width = x1 - x0
+        for box, _text in lines:
+            if any(_overlap_share(box, c.bbox) > 0.5 for c in captions):
+                continue
+            near = box[0] < x1 + 12 and box[2] > x0 - 12 and box[1] < y1 + 12 and box[3] > y0 - 12
+            if near and box[2] - box[0] < 0.6 * width:
+                x0, y0 = min(x0, box[0]), min(y0, box[1])
+                x1, y1 = max(x1, box[2]), max(y1, box[3])
+        region.bbox = (x0, y0, x1, y1)
+
+
+def _trim_captions(region: Region, captions: list[BBox]) -> bool:
+    """Cut captions out of a vector region (frames drawn around figure and caption).
+
+    Returns False when nothing worth keeping is left (a frame around a caption only).
+    """
+    x0, y0, x1, y1 = region.bbox
+    for c in captions:
+        if _overlap_share(c, (x0, y0, x1, y1)) < 0.5:
+            continue
+        if c[1] - y0 >= y1 - c[3]:
+            y1 = min(y1, c[1] - 1)
+        else:
+            y0 = max(y0, c[3] + 1)
+    region.bbox = (x0, y0, x1, y1)
+    return _big_enough(region.bbox)
+
+
+def _text_density(box: BBox, lines: list[tuple[BBox, str]]) -> float:
+    area = (box[2] - box[0]) * (box[3] - box[1])
+    inside = sum(
+        (b[2] - b[0]) * (b[3] - b[1]) for b, _ in lines if _overlap_share(b, box) > 0.5
+    )
+    return inside / area if area else 0.0
+
+
+def extract_figures(
+    data: bytes, *, split_panels: bool = True, time_limit: float = 60.0
+) -> list[Figure]:
+    """Figures (or their panels when split) of a PDF, each with its page, box and caption."""
+    from extract.render import figures_for_group
+
+    start = time.monotonic()
+    doc = open_pdf(data)
+    try:
+        decor, placements = _decorations(doc)
+        figures: list[Figure] = []
+        for page in doc:
+            _check_time(start, time_limit)
+            for group, caption in page_groups(page, placements[page.number], decor):
+                _check_time(start, time_limit)
+                figures.extend(figures_for_group(doc, page, group, caption, split_panels))
+        return figures
+    finally:
+        doc.close()
+
+
+def _check_time(start: float, limit: float) -> None:
+    if time.monotonic() - start > limit:
+        raise PdfError(f"time limit of {limit:g} s exceeded")
+
+
+def page_groups(
+    page: Any, infos: list[dict[str, Any]], decor: set[Any]
+) -> list[tuple[list[Region], Caption | None]]:
+    """The figures of one page: each a list of regions with its caption (or None)."""
+    page_dict = page.get_text("dict")
+    captions = find_captions(page_dict, page.number + 1)
+    lines = _text_boxes(page_dict)
+    tables = find_table_captions(page_dict)
+    caption_boxes = [c.bbox for c in captions] + tables
+    regions = []
+    for region in page_regions(page, infos, decor):
+        if region.kind == "vector":
+            _absorb_labels(region, lines, captions)
+            if not _trim_captions(region, caption_boxes):
+                continue
+        regions.append(region)
+    blockers = [
+        box
+        for box, _ in _body_blocks(page_dict)
+        if not any(_overlap_share(box, c) > 0.5 for c in caption_boxes)
+        and not any(_overlap_share(box, r.bbox) > 0.5 for r in regions)
+    ]
+    table_captions = [Caption(page.number + 1, box, "Table", "", "") for box in tables]
+    pairing = pair_captions(regions, captions + table_captions, blockers)
+    groups: dict[int, list[Region]] = defaultdict(list)
+    loose: list[Region] = []
+    for region, cap in zip(regions, pairing, strict=True):
+        if cap is not None and cap >= len(captions):
+            continue  # a table's content
+        if cap is None:
+            if region.kind == "image":
+                loose.append(region)
+        else:
+            groups[cap].append(region)
+    result: list[tuple[list[Region], Caption | None]] = []
+    for cap_index in sorted(groups, key=lambda k: (captions[k].bbox[1], captions[k].bbox[0])):
+        members = groups[cap_index]
+        if all(r.kind == "vector" for r in members):
+            members = [r for r in members if _text_density(r.bbox, lines) < 0.25]
+        if members:
+            result.append((members, captions[cap_index]))
+    result.extend(
+        ([region], None) for region in loose if not _under_table_caption(region.bbox, tables)
+    )
+    return result
+
+
+def _under_table_caption(box: BBox, tables: list[BBox]) -> bool:
+    """True for an uncaptioned image below a table caption in its column (a table's content)."""
+    return any(t[3] <= box[1] + 2 and t[0] < box[2] and box[0] < t[2] for t in tables)
+
+
+def _body_blocks(page_dict: dict[str, Any]) -> list[tuple[BBox, str]]:
+    out = []
+    for block in page_dict["blocks"]:
+        if block.get("type") != 0:
+            continue
+        text = " ".join(
+            "".join(s["text"] for s in line["spans"]) for line in block["lines"]
+        ).strip()
+        if len(text) >= 40:
+            out.append((tuple(block["bbox"]), text))
+    return out

@@ -1,0 +1,191 @@
+"""Image bytes for PDF figure regions: original embedded bytes, decoded pixels or a lossless render."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import numpy as np
+
+from extract.panels import letter_regions, split_panels
+from extract.records import BBox, Caption, Figure, Region
+
+MAX_RENDER_PIXELS = 40_000_000
+VECTOR_DPI = 300
+_KEEP_EXT = {"jpeg": "jpg", "png": "png"}
+
+
+def _upright(info: dict[str, Any]) -> bool:
+    a, b, c, d, _, _ = info["transform"]
+    return abs(b) < 1e-3 and abs(c) < 1e-3 and a > 0 and d > 0
+
+
+def embedded_image(doc: Any, info: dict[str, Any]) -> tuple[bytes, str, str] | None:
+    """(bytes, extension, method) of one placed image XObject, or None to render instead.
+
+    JPEG and simple Flate images keep their original bytes; masks, CMYK, inverted /Decode,
+    JPEG 2000, 16-bit and indexed images are decoded and written as lossless PNG.
+    """
+    xref = info["xref"]
+    if not xref or not _upright(info):
+        return None
+    try:
+        extracted = doc.extract_image(xref)
+    except Exception:
+        return None
+    if not extracted:
+        return None
+    decode = doc.xref_get_key(xref, "Decode")[0] != "null"
+    simple = (
+        extracted["ext"] in _KEEP_EXT
+        and not extracted.get("smask")
+        and not decode
+        and extracted.get("colorspace") in (1, 3)
+        and extracted.get("bpc") == 8
+        and "Indexed" not in (info.get("cs-name") or "")
+    )
+    if simple:
+        return extracted["image"], _KEEP_EXT[extracted["ext"]], "embedded"
+    return _decoded_png(doc, xref, extracted.get("smask") or 0), "png", "decoded"
+
+
+def _decoded_png(doc: Any, xref: int, smask: int) -> bytes:
+    import pymupdf
+
+    pix = pymupdf.Pixmap(doc, xref)
+    if pix.colorspace is not None and pix.colorspace.n not in (1, 3):
+        pix = pymupdf.Pixmap(pymupdf.csRGB, pix)
+    if pix.alpha:
+        pix = pymupdf.Pixmap(pix, 0)
+    if smask:
+        mask = pymupdf.Pixmap(doc, smask)
+        if (mask.width, mask.height) == (pix.width, pix.height) and mask.n == 1:
+            pix = pymupdf.Pixmap(pix, mask)
+    return pix.tobytes("png")
+
+
+def _zoom(region: Region) -> float:
+    """Render scale: the native resolution of the pieces, or VECTOR_DPI for drawings."""
+    zooms = []
+    for info in region.pieces:
+        x0, y0, x1, y1 = info["bbox"]
+        if x1 - x0 > 0 and y1 - y0 > 0:
+            zooms.append(max(info["width"] / (x1 - x0), info["height"] / (y1 - y0)))
+    zoom = max(zooms) if zooms else VECTOR_DPI / 72
+    x0, y0, x1, y1 = region.bbox
+    pixels = (x1 - x0) * (y1 - y0) * zoom * zoom
+    if pixels > MAX_RENDER_PIXELS:
+        zoom *= (MAX_RENDER_PIXELS / pixels) ** 0.5
+    return max(zoom, 0.25)
+
+
+def render_region(page: Any, bbox: BBox, zoom: float) -> Any:
+    """A Pixmap of the page inside `bbox` at `zoom` (no alpha)."""
+    import pymupdf
+
+    return page.get_pixmap(
+        matrix=pymupdf.Matrix(zoom, zoom), clip=pymupdf.Rect(bbox), alpha=False
+    )
+
+
+def _pixmap_array(pix: Any) -> np.ndarray:
+    arr = np.frombuffer(pix.samples, np.uint8).reshape(pix.height, pix.width, pix.n)
+    return arr[..., 0] if pix.n == 1 else arr
+
+
+def _png(arr: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG", optimize=False, compress_level=6)
+    return buf.getvalue()
+
+
+def _region_image(doc: Any, page: Any, region: Region) -> tuple[bytes, str, str, int, int]:
+    """(bytes, ext, method, width, height) for a region."""
+    if region.kind == "image" and len(region.pieces) == 1:
+        got = embedded_image(doc, region.pieces[0])
+        if got is not None:
+            info = region.pieces[0]
+            return got[0], got[1], got[2], info["width"], info["height"]
+    pix = render_region(page, region.bbox, _zoom(region))
+    method = "merged" if len(region.pieces) > 1 else "rendered"
+    return pix.tobytes("png"), "png", method, pix.width, pix.height
+
+
+def _reading_order(regions: list[Region]) -> list[Region]:
+    rows: list[list[Region]] = []
+    for region in sorted(regions, key=lambda r: (r.bbox[1], r.bbox[0])):
+        for row in rows:
+            a, b = row[0].bbox, region.bbox
+            overlap = min(a[3], b[3]) - max(a[1], b[1])
+            if overlap > 0.5 * min(a[3] - a[1], b[3] - b[1]):
+                row.append(region)
+                break
+        else:
+            rows.append([region])
+    return [r for row in rows for r in sorted(row, key=lambda r: r.bbox[0])]
+
+
+def figures_for_group(
+    doc: Any, page: Any, regions: list[Region], caption: Caption | None, split: bool
+) -> list[Figure]:
+    """Figure records for one captioned group of regions: panels when split, else the whole."""
+    label = caption.label if caption else None
+    text = caption.text if caption else ""
+    page_no = page.number + 1
+    regions = _reading_order(regions)
+    if len(regions) > 1 and not split:
+        union = Region(
+            (
+                min(r.bbox[0] for r in regions),
+                min(r.bbox[1] for r in regions),
+                max(r.bbox[2] for r in regions),
+                max(r.bbox[3] for r in regions),
+            ),
+            "merged",
+            [p for r in regions for p in r.pieces],
+        )
+        regions = [union]
+    if len(regions) > 1:
+        out = []
+        for region, (letter, part) in zip(
+            regions, letter_regions(len(regions), text), strict=True
+        ):
+            data, ext, method, w, h = _region_image(doc, page, region)
+            out.append(Figure(page_no, region.bbox, label, letter, text, part, data, w, h,
+                              method, ext))
+        return out
+    region = regions[0]
+    data, ext, method, w, h = _region_image(doc, page, region)
+    whole = Figure(page_no, region.bbox, label, None, text, None, data, w, h, method, ext)
+    if not split:
+        return [whole]
+    return split_figure(whole) or [whole]
+
+
+def split_figure(figure: Figure) -> list[Figure]:
+    """The panels of a figure image as Figure records (PNG crops), or [] when it is one panel."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(figure.image)) as im:
+        if im.mode in ("RGBA", "LA", "PA", "P"):
+            im = im.convert("RGBA")
+            white = Image.new("RGBA", im.size, (255, 255, 255, 255))
+            im = Image.alpha_composite(white, im).convert("RGB")
+        elif im.mode not in ("L", "RGB"):
+            im = im.convert("RGB")
+        arr = np.asarray(im)
+    panels = split_panels(arr, figure.caption)
+    if len(panels) < 2:
+        return []
+    x0, y0, x1, y1 = figure.bbox
+    sx, sy = (x1 - x0) / arr.shape[1], (y1 - y0) / arr.shape[0]
+    out = []
+    for panel in panels:
+        px0, py0, px1, py1 = panel.box
+        crop = np.ascontiguousarray(arr[py0:py1, px0:px1])
+        box = (x0 + px0 * sx, y0 + py0 * sy, x0 + px1 * sx, y0 + py1 * sy)
+        out.append(Figure(figure.page, box, figure.label, panel.letter, figure.caption,
+                          panel.caption, _png(crop), px1 - px0, py1 - py0, "split"))
+    return out
