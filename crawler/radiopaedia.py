@@ -33,6 +33,10 @@ CHALLENGE_MARKERS = (
 )
 
 
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+STATIC_URL = "https://prod-images-static.radiopaedia.org"
+
+
 class LayoutChanged(ValueError):
     """A page that should hold something we know how to read holds nothing readable."""
 
@@ -138,6 +142,16 @@ def parse_date(text: str) -> str:
 def parse_int(text: str) -> int | None:
     match = re.search(r"\d+", text or "")
     return int(match.group(0)) if match else None
+
+
+def is_test_host(base_url: str) -> bool:
+    """True for a loopback test site; any other base URL counts as the real Radiopaedia."""
+    return (urlsplit(base_url).hostname or "").lower() in LOOPBACK_HOSTS
+
+
+def terms_accepted(base_url: str, accepted: bool) -> bool:
+    """Whether a crawl of `base_url` may run: always for a loopback test site, else if accepted."""
+    return accepted or is_test_host(base_url)
 
 
 def is_challenge(status: int, body: str) -> bool:

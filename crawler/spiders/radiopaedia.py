@@ -1,0 +1,412 @@
+"""The Radiopaedia spider: listing -> case -> studies -> stacks -> image files, incrementally."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+from urllib.parse import urlencode
+
+import scrapy
+from scrapy.exceptions import CloseSpider
+
+from crawler import radiopaedia_state as state
+from crawler.radiopaedia import (
+    STATIC_URL,
+    Card,
+    Case,
+    LayoutChanged,
+    Stack,
+    StackImage,
+    Study,
+    canonical_url,
+    case_row,
+    is_challenge,
+    is_test_host,
+    parse_case,
+    parse_listing,
+    parse_stacks,
+    terms_accepted,
+)
+from crawler.settings import base_urls, crawl_settings, local_overrides
+from cxrbank.collection import Collection, NewImage
+from cxrbank.schema import normalize_modality
+
+# Floors for the real site; a loopback test site gets local_overrides() instead.
+POLITE: dict[str, Any] = {
+    "ROBOTSTXT_OBEY": True,
+    "DOWNLOAD_DELAY": 2.0,
+    "CONCURRENT_REQUESTS_PER_DOMAIN": 1,
+    "AUTOTHROTTLE_ENABLED": True,
+    "AUTOTHROTTLE_START_DELAY": 2.0,
+}
+CHALLENGE_MESSAGE = (
+    "Radiopaedia answered {url} with a challenge (captcha) page: the crawl stopped. cxrbank "
+    "never tries to get past such pages; wait, crawl less (--max-cases) or ask the site."
+)
+
+
+def spider_settings(
+    contact: str, accept_terms: bool = False, overrides: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Scrapy settings for a Radiopaedia crawl: polite floors against the real site."""
+    overrides = dict(overrides or {})
+    base = base_urls(overrides)["CXRBANK_RADIOPAEDIA_URL"]
+    radiopaedia: dict[str, Any] = {
+        "CXRBANK_RADIOPAEDIA_STATIC_URL": os.environ.get("CXRBANK_RADIOPAEDIA_STATIC_URL")
+        or STATIC_URL,
+        "CXRBANK_RADIOPAEDIA_RECHECK_DAYS": 30.0,
+        "CXRBANK_RADIOPAEDIA_ACCEPT_TERMS": accept_terms,
+    }
+    if is_test_host(base):
+        local = {k: v for k, v in local_overrides(base).items() if not k.endswith("_URL")}
+        settings = crawl_settings(contact, {**POLITE, **radiopaedia, **local, **overrides})
+    else:
+        settings = crawl_settings(contact, {**POLITE, **radiopaedia, **overrides})
+        settings["ROBOTSTXT_OBEY"] = True
+        settings["DOWNLOAD_DELAY"] = max(2.0, float(settings["DOWNLOAD_DELAY"]))
+        settings["CONCURRENT_REQUESTS_PER_DOMAIN"] = 1
+        settings["AUTOTHROTTLE_ENABLED"] = True
+    if accept_terms:
+        settings["CXRBANK_RADIOPAEDIA_ACCEPT_TERMS"] = True
+    return settings
+
+
+@dataclass
+class CtStack:
+    """The slices of one CT stack being downloaded."""
+
+    stack: Stack
+    study: Study
+    slices: dict[str, bytes] = field(default_factory=dict)
+    failed: int = 0
+
+
+@dataclass
+class CaseJob:
+    """One case being collected: its pending requests, images received, and errors."""
+
+    case: Case
+    status: str  # new or updated
+    patientid: str
+    have: set[str]  # image ids already collected
+    pending: int = 0
+    images: list[NewImage] = field(default_factory=list)
+    image_ids: list[tuple[str, str, str]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    finished: bool = False
+
+
+class RadiopaediaSpider(scrapy.Spider):
+    """Collects Radiopaedia cases into a collection; skips what earlier crawls already hold."""
+
+    name = "radiopaedia"
+    custom_settings: ClassVar[dict[str, Any]] = {
+        "ITEM_PIPELINES": {"crawler.spiders.radiopaedia.CollectionPipeline": 300},
+    }
+
+    def __init__(
+        self,
+        root: str,
+        query: str = "covid",
+        modality: str = "",
+        cases: list[str] | None = None,
+        max_cases: int = 20,
+        since: str = "",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.collection = Collection.create(root)
+        self.query = query
+        self.modality = normalize_modality(modality)
+        self.case_urls = [canonical_url(u) for u in cases or []]
+        self.max_cases = int(max_cases)
+        self.since = since
+        self.fetched = 0
+        self.seen_urls: set[str] = set()
+        self.in_progress: set[str] = set()
+        self.report: dict[str, Any] = {
+            "new": [], "updated": [], "unchanged": 0, "aliases": 0, "before_since": 0,
+            "images_added": 0, "listing_pages": 0, "more_left": False, "errors": [],
+            "stopped": "",
+        }
+        self.db: Any = None
+
+    # -- set-up
+    @property
+    def base(self) -> str:
+        return str(self.settings.get("CXRBANK_RADIOPAEDIA_URL")).rstrip("/")
+
+    @property
+    def static_url(self) -> str:
+        return str(self.settings.get("CXRBANK_RADIOPAEDIA_STATIC_URL") or self.base)
+
+    def search_url(self, page: int = 1) -> str:
+        params = {"lang": "us", "q": self.query, "scope": "cases", "page": page}
+        if self.modality:
+            params["modality"] = self.modality
+        return f"{self.base}/search?{urlencode(params)}"
+
+    async def start(self) -> Any:
+        accepted = self.settings.getbool("CXRBANK_RADIOPAEDIA_ACCEPT_TERMS")
+        if not terms_accepted(self.base, accepted):
+            self.report["stopped"] = "terms not accepted"
+            return
+        self.db = state.connect(self.collection)
+        if self.case_urls:
+            for url in self.case_urls:
+                if url not in self.seen_urls:
+                    self.seen_urls.add(url)
+                    yield self.case_request(url, None)
+            return
+        yield scrapy.Request(self.search_url(), callback=self.on_listing, errback=self.on_error)
+
+    def closed(self, reason: str) -> None:
+        if self.db is not None:
+            self.db.close()
+
+    def crawl_summary(self) -> dict[str, Any]:
+        return {"radiopaedia": self.report}
+
+    # -- listing
+    def on_listing(self, response: Any) -> Iterator[Any]:
+        self.stop_on_challenge(response)
+        self.report["listing_pages"] += 1
+        listing = parse_listing(response)
+        if listing.hints and not listing.cards:
+            self.report["stopped"] = (
+                f"{response.url}: {listing.hints} result cards but no case could be read "
+                "(the page layout changed)"
+            )
+            raise CloseSpider("layout_changed")
+        recheck = self.settings.getfloat("CXRBANK_RADIOPAEDIA_RECHECK_DAYS", 30.0)
+        for card in listing.cards:
+            if card.url in self.seen_urls:
+                continue
+            self.seen_urls.add(card.url)
+            if self.since and card.published and card.published < self.since:
+                self.report["before_since"] += 1
+                continue
+            known = state.known_by_url(self.db, card.url)
+            if (
+                known is not None
+                and known.complete
+                and known.fingerprint == card.fingerprint()
+                and (card.revisions is None or card.revisions == known.revisions)
+                and state.is_fresh(known.checked, recheck)
+            ):
+                self.report["unchanged"] += 1
+                continue
+            if self.fetched >= self.max_cases:
+                self.report["more_left"] = True
+                continue
+            yield self.case_request(card.url, card)
+        if listing.next_url and self.fetched < self.max_cases:
+            yield response.follow(listing.next_url, callback=self.on_listing, errback=self.on_error)
+        elif listing.next_url:
+            self.report["more_left"] = True
+
+    def case_request(self, url: str, card: Card | None) -> scrapy.Request:
+        self.fetched += 1
+        return scrapy.Request(
+            f"{url}?lang=us", callback=self.on_case, errback=self.on_error,
+            cb_kwargs={"asked": url, "card": card},
+        )
+
+    # -- case
+    def on_case(self, response: Any, asked: str, card: Card | None) -> Iterator[Any]:
+        self.stop_on_challenge(response)
+        try:
+            case = parse_case(response)
+        except LayoutChanged as exc:
+            self.report["errors"].append(str(exc))
+            return
+        if card is not None and not case.author:
+            case.author = card.author
+        state.remember_url(self.db, asked, case.rid, card.fingerprint() if card else None)
+        if case.url != asked:
+            state.remember_url(self.db, case.url, case.rid, None)
+        if case.rid in self.in_progress:
+            self.report["aliases"] += 1
+            return
+        self.in_progress.add(case.rid)
+        known = state.known_by_rid(self.db, case.rid)
+        if (
+            known is not None
+            and known.complete
+            and case.revisions is not None
+            and known.revisions == case.revisions
+        ):
+            state.remember_case(self.db, case.rid, case.url, case.title, case.revisions, True)
+            self.report["unchanged"] += 1
+            return
+        job = CaseJob(
+            case=case,
+            status="updated" if known is not None and known.complete else "new",
+            patientid=self.collection.patient_id(f"radiopaedia:{case.rid}"),
+            have=state.known_images(self.db, case.rid),
+        )
+        for study in case.studies:
+            study_modality = normalize_modality(study.modality)
+            if self.modality and study_modality and study_modality != self.modality:
+                continue
+            job.pending += 1
+            yield scrapy.Request(
+                f"{self.base}/studies/{study.study_id}/stacks?lang=us",
+                callback=self.on_stacks, errback=self.on_error,
+                cb_kwargs={"job": job, "study": study},
+            )
+        yield from self.finish_if_done(job)
+
+    def on_stacks(self, response: Any, job: CaseJob, study: Study) -> Iterator[Any]:
+        job.pending -= 1
+        self.stop_on_challenge(response)
+        try:
+            stacks = parse_stacks(response.body, self.static_url)
+        except ValueError as exc:  # JSONDecodeError and LayoutChanged are ValueErrors
+            job.errors.append(f"{response.url}: unreadable stacks JSON ({exc})")
+            stacks = []
+        for stack in stacks:
+            modality = stack.modality or normalize_modality(study.modality)
+            if self.modality and modality != self.modality:
+                continue
+            if modality == "X-ray":
+                for image in stack.images:
+                    if image.image_id not in job.have:
+                        job.pending += 1
+                        yield self.image_request(image, self.on_xray, job, study=study)
+            elif modality == "CT" and stack.images:
+                if any(image.image_id in job.have for image in stack.images):
+                    continue
+                ct = CtStack(stack, study)
+                for image in stack.images:
+                    job.pending += 1
+                    yield self.image_request(image, self.on_slice, job, ct=ct)
+        yield from self.finish_if_done(job)
+
+    def image_request(self, image: StackImage, callback: Any, job: CaseJob, **kw: Any) -> Any:
+        return scrapy.Request(
+            image.url, callback=callback, errback=self.on_error,
+            cb_kwargs={"job": job, "image": image, **kw},
+        )
+
+    def on_xray(self, response: Any, job: CaseJob, image: StackImage, study: Study) -> Any:
+        job.pending -= 1
+        self.stop_on_challenge(response)
+        case = job.case
+        job.images.append(
+            NewImage(
+                data=response.body,
+                name=f"radiopaedia-{case.rid}-{study.study_id}-{image.image_id}",
+                row=case_row(case, study, image, "X-ray", job.patientid),
+            )
+        )
+        job.image_ids.append((image.image_id, study.study_id, "xray"))
+        yield from self.finish_if_done(job)
+
+    def on_slice(self, response: Any, job: CaseJob, image: StackImage, ct: CtStack) -> Any:
+        job.pending -= 1
+        self.stop_on_challenge(response)
+        ct.slices[image.image_id] = response.body
+        self.finish_ct(job, ct)
+        yield from self.finish_if_done(job)
+
+    def finish_ct(self, job: CaseJob, ct: CtStack) -> None:
+        """Once every slice is in: the NIfTI volume plus its middle slice as the 2D row."""
+        if len(ct.slices) + ct.failed < len(ct.stack.images):
+            return
+        study, case = ct.study, job.case
+        if ct.failed:
+            job.errors.append(
+                f"rID {case.rid} study {study.study_id}: {ct.failed} CT slices failed; "
+                "the stack is left for the next crawl"
+            )
+            return
+        ordered = ct.stack.images  # parse_stacks sorted them by position
+        middle = ordered[len(ordered) // 2]
+        try:
+            volume = state.nifti_bytes([ct.slices[i.image_id] for i in ordered], ct.stack.spacing)
+        except (ValueError, OSError) as exc:
+            job.errors.append(f"rID {case.rid} study {study.study_id}: no CT volume ({exc})")
+            return
+        job.images.append(
+            NewImage(
+                data=ct.slices[middle.image_id],
+                name=f"radiopaedia-{case.rid}-{study.study_id}-{middle.image_id}",
+                row=case_row(case, study, middle, "CT", job.patientid),
+                volume=volume,
+            )
+        )
+        job.image_ids.extend((i.image_id, study.study_id, "ct") for i in ordered)
+
+    def finish_if_done(self, job: CaseJob) -> Iterator[dict[str, CaseJob]]:
+        if job.pending == 0 and not job.finished:
+            job.finished = True
+            yield {"radiopaedia_case": job}
+
+    # -- failures
+    def on_error(self, failure: Any) -> Iterator[Any]:
+        request = failure.request
+        response = getattr(failure.value, "response", None)
+        if response is not None:
+            self.stop_on_challenge(response)
+        what = response.status if response is not None else failure.getErrorMessage()
+        message = f"{request.url}: {what}"
+        job: CaseJob | None = request.cb_kwargs.get("job")
+        if job is None:
+            self.report["errors"].append(message)
+            return
+        job.pending -= 1
+        job.errors.append(message)
+        ct: CtStack | None = request.cb_kwargs.get("ct")
+        if ct is not None:
+            ct.failed += 1
+            self.finish_ct(job, ct)
+        yield from self.finish_if_done(job)
+
+    def stop_on_challenge(self, response: Any) -> None:
+        content_type = response.headers.get(b"Content-Type", b"").decode("latin-1").lower()
+        if "html" not in content_type and response.status < 400:
+            return
+        body = response.body[:20000].decode("utf-8", "replace")
+        if is_challenge(response.status, body):
+            self.report["stopped"] = CHALLENGE_MESSAGE.format(url=response.url)
+            raise CloseSpider("challenge")
+
+
+class CollectionPipeline:
+    """Writes a finished case through `Collection.add_images`, then records it in state."""
+
+    def __init__(self, crawler: Any) -> None:
+        self.crawler = crawler
+
+    @classmethod
+    def from_crawler(cls, crawler: Any) -> CollectionPipeline:
+        return cls(crawler)
+
+    def process_item(self, item: Any) -> Any:
+        job: CaseJob | None = item.get("radiopaedia_case") if isinstance(item, dict) else None
+        spider: RadiopaediaSpider = self.crawler.spider
+        if job is None:
+            return item
+        case, report = job.case, spider.report
+        result = spider.collection.add_images(job.images)
+        report["images_added"] += len(result.added)
+        skipped = dict(result.skipped)
+        recorded = []
+        for image_id, study_id, kind in job.image_ids:
+            name = f"radiopaedia-{case.rid}-{study_id}-{image_id}"
+            reason = skipped.get(name, "")
+            if reason and not reason.startswith(("already in", "removed earlier")):
+                job.errors.append(f"rID {case.rid} image {image_id}: {reason}")
+                kind = "skipped"
+            recorded.append((image_id, study_id, kind))
+        state.remember_images(spider.db, case.rid, recorded)
+        state.remember_case(
+            spider.db, case.rid, case.url, case.title, case.revisions, complete=not job.errors
+        )
+        entry = {"rid": case.rid, "url": case.url, "images": len(result.added)}
+        report[job.status].append(entry)
+        report["errors"].extend(job.errors)
+        return {"rid": case.rid, "status": job.status, "images": len(result.added)}

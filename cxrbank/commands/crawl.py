@@ -1,0 +1,142 @@
+"""`cxrbank crawl …`: incremental crawls of teaching-case sites (Radiopaedia)."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from cxrbank.commands.common import (
+    EXIT_PARTIAL,
+    CxrbankError,
+    emit_json,
+    json_option,
+    root_option,
+    say,
+    say_error,
+)
+
+ACCEPT_ENV = "CXRBANK_RADIOPAEDIA_ACCEPT_TERMS"
+
+
+def parse_setting(text: str) -> tuple[str, Any]:
+    """`NAME=VALUE` of `-s`: the value as JSON when it parses (numbers, true), else a string."""
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip():
+        raise click.BadParameter(f"{text!r} is not NAME=VALUE", param_hint="-s/--set")
+    try:
+        return name.strip(), json.loads(value)
+    except ValueError:
+        return name.strip(), value
+
+
+@click.group(name="crawl")
+def crawl_group() -> None:
+    """Incremental crawls of teaching-case sites."""
+
+
+@crawl_group.command("radiopaedia")
+@click.option("--query", default="covid", show_default=True, help="Search terms.")
+@click.option("--modality", type=click.Choice(["X-ray", "CT"]), help="Only this modality.")
+@click.option("--case", "case_urls", multiple=True, metavar="URL",
+              help="A case URL to collect instead of a search (repeatable).")
+@click.option("--max-cases", type=click.IntRange(min=1), default=20, show_default=True,
+              help="Case pages to read at most in this run (unchanged cases are not read).")
+@click.option("--since", type=click.DateTime(["%Y-%m-%d"]), metavar="DATE",
+              help="Only cases published on or after DATE (YYYY-MM-DD).")
+@click.option("--accept-terms", is_flag=True,
+              help=f"Acknowledge Radiopaedia's terms and licence (or set {ACCEPT_ENV}=1).")
+@click.option("--contact", metavar="EMAIL", help="Contact e-mail for the User-Agent "
+              "(default: $CXRBANK_CONTACT).")
+@click.option("-s", "--set", "settings", multiple=True, metavar="NAME=VALUE",
+              help="Override a Scrapy or cxrbank setting (repeatable).")
+@root_option
+@json_option
+def radiopaedia_cmd(
+    query: str,
+    modality: str | None,
+    case_urls: tuple[str, ...],
+    max_cases: int,
+    since: Any,
+    accept_terms: bool,
+    contact: str | None,
+    settings: tuple[str, ...],
+    root: Path,
+    as_json: bool,
+) -> None:
+    """Collect Radiopaedia cases: new cases and new images of edited ones, nothing twice.
+
+    Re-crawls read the search listing only and skip every case whose card is unchanged.
+    Refuses the real site until you acknowledge its terms (--accept-terms).
+    """
+    from crawler.radiopaedia import TERMS, is_test_host
+    from crawler.run import CrawlError, run_spider
+    from crawler.settings import ContactMissing, base_urls, contact_address
+    from crawler.spiders.radiopaedia import RadiopaediaSpider, spider_settings
+
+    overrides = dict(parse_setting(s) for s in settings)
+    try:
+        email = contact_address(contact)
+    except ContactMissing as exc:
+        raise click.UsageError(str(exc)) from exc
+    base = base_urls(overrides)["CXRBANK_RADIOPAEDIA_URL"]
+    accepted = accept_terms or os.environ.get(ACCEPT_ENV, "").strip().lower() in ("1", "yes", "true")
+    if not accepted and not is_test_host(base):
+        say(TERMS)
+        raise CxrbankError(
+            f"not crawling {base} until you acknowledge its terms: read them, make sure your use "
+            f"is allowed, then pass --accept-terms (or set {ACCEPT_ENV}=1)"
+        )
+    for url in case_urls:
+        if "/cases/" not in url:
+            raise click.BadParameter(f"{url!r} is not a Radiopaedia case URL", param_hint="--case")
+    started = time.monotonic()
+    try:
+        summary = run_spider(
+            RadiopaediaSpider,
+            spider_settings(email, accepted, overrides),
+            root=str(root),
+            query=query,
+            modality=modality or "",
+            cases=list(case_urls),
+            max_cases=max_cases,
+            since=since.date().isoformat() if since else "",
+        )
+    except CrawlError as exc:
+        raise CxrbankError(str(exc)) from exc
+    report = summary.get("radiopaedia", {})
+    stats = summary.get("stats", {})
+    result = {
+        "new": report.get("new", []),
+        "updated": report.get("updated", []),
+        "unchanged": report.get("unchanged", 0),
+        "aliases": report.get("aliases", 0),
+        "before_since": report.get("before_since", 0),
+        "images_added": report.get("images_added", 0),
+        "more_left": report.get("more_left", False),
+        "errors": report.get("errors", []) + summary.get("spider_errors", []),
+        "stopped": report.get("stopped", ""),
+        "listing_pages": report.get("listing_pages", 0),
+        "requests": stats.get("downloader/request_count", 0),
+        "seconds": round(time.monotonic() - started, 2),
+    }
+    if as_json:
+        emit_json(result)
+    else:
+        click.echo(
+            f"new cases: {len(result['new'])}, updated: {len(result['updated'])}, "
+            f"unchanged: {result['unchanged']}, images added: {result['images_added']}, "
+            f"errors: {len(result['errors'])}"
+        )
+        if result["more_left"]:
+            click.echo(f"more cases are left for the next run (--max-cases {max_cases} reached)")
+    for error in result["errors"]:
+        say_error(error)
+    if result["stopped"]:
+        say_error(result["stopped"])
+    if result["errors"] or result["stopped"]:
+        raise SystemExit(EXIT_PARTIAL)
