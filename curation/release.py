@@ -1,0 +1,204 @@
+"""Releases: freeze a collection as releases/VERSION (manifest, row snapshot, changelog) and verify one."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+import shutil
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from curation.stats import label_table
+from cxrbank import __version__
+from cxrbank.collection import Collection, Row, atomic_write_bytes, read_csv_rows
+
+RELEASES = "releases"
+SPLIT_FILES = ("partition.tsv", "counts.tsv", "labels.tsv", "balance.json")
+# Files a release keeps its own copy of (they change in the working collection afterwards).
+FROZEN = frozenset({"metadata.csv", *(f"splits/{name}" for name in SPLIT_FILES)})
+_VERSION = re.compile(r"^v?\d+(\.\d+){0,3}([-+][A-Za-z0-9.]{1,20})?$")
+_NO_REDISTRIBUTION = re.compile(r"\bND\b|NoDerivatives|no derivatives", re.IGNORECASE)
+_NON_COMMERCIAL = re.compile(r"\bNC\b|NonCommercial|non-commercial", re.IGNORECASE)
+
+
+class ReleaseError(Exception):
+    """A release cannot be made or read as asked."""
+
+
+@dataclass
+class Verification:
+    version: str
+    checked: int = 0
+    problems: list[str] = field(default_factory=list)
+
+
+def check_version(version: str) -> str:
+    if not _VERSION.match(version):
+        raise ReleaseError(f"{version!r} is not a version (use e.g. v0.1 or 1.2.0)")
+    return version
+
+
+def release_dir(collection: Collection, version: str) -> Path:
+    return collection.root / RELEASES / check_version(version)
+
+
+def file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def list_releases(collection: Collection) -> list[dict[str, Any]]:
+    """Every release's manifest, oldest first."""
+    manifests = []
+    for path in (collection.root / RELEASES).glob("*/manifest.json"):
+        manifests.append(json.loads(path.read_text()))
+    return sorted(manifests, key=lambda m: (m["created"], m["version"]))
+
+
+def release_rows(collection: Collection, version: str) -> list[Row]:
+    """The rows exactly as frozen in a release."""
+    path = release_dir(collection, version) / "metadata.csv"
+    if not path.is_file():
+        raise ReleaseError(f"release {version} does not exist in {collection.root / RELEASES}")
+    return read_csv_rows(path)[1]
+
+
+def licence_flags(licence: str) -> list[str]:
+    flags = []
+    if _NO_REDISTRIBUTION.search(licence):
+        flags.append("no derivatives (ND)")
+    if _NON_COMMERCIAL.search(licence):
+        flags.append("non-commercial (NC)")
+    if not licence.strip():
+        flags.append("no licence stated")
+    return flags
+
+
+def _tracked_files(collection: Collection, rows: list[Row]) -> list[Path]:
+    files = {collection.image_path(row) for row in rows}
+    files |= {collection.root / row["volume"] for row in rows if row.get("volume")}
+    files.add(collection.metadata_path)
+    files |= {collection.root / "splits" / name for name in SPLIT_FILES
+              if (collection.root / "splits" / name).is_file()}
+    return sorted(files)
+
+
+def diff_rows(old: list[Row], new: list[Row]) -> dict[str, list[Row] | list[tuple[Row, Row]]]:
+    """Rows added, removed and relabelled (same file, other finding) between two row lists."""
+    before = {row["filename"]: row for row in old}
+    after = {row["filename"]: row for row in new}
+    return {
+        "added": [after[f] for f in after if f not in before],
+        "removed": [before[f] for f in before if f not in after],
+        "relabelled": [(before[f], after[f]) for f in after
+                       if f in before and before[f]["finding"] != after[f]["finding"]],
+    }
+
+
+def _count_lines(rows: list[Row], column: str) -> list[str]:
+    counts = Counter(row.get(column, "").strip() or "(blank)" for row in rows)
+    return [f"  - {name}: {count}" for name, count in sorted(counts.items(), key=lambda kv: -kv[1])]
+
+
+def changelog(version: str, previous: str | None, old: list[Row], new: list[Row],
+              notes: str = "") -> str:
+    """The release's CHANGELOG.md against the previous release (or from nothing)."""
+    diff = diff_rows(old, new)
+    against = f"since {previous}" if previous else "first release"
+    lines = [f"# {version}", "", f"{len(new)} images of "
+             f"{len({r['patientid'] for r in new})} patients ({against}).", ""]
+    if notes.strip():
+        lines += [notes.strip(), ""]
+    for kind in ("added", "removed"):
+        rows = diff[kind]
+        lines.append(f"## Rows {kind}: {len(rows)}")
+        if rows:
+            lines += ["- by source:", *_count_lines(rows, "source"),
+                      "- by licence:", *_count_lines(rows, "license")]
+        lines.append("")
+    lines.append(f"## Rows relabelled: {len(diff['relabelled'])}")
+    lines += [f"- {after['filename']}: {before['finding']} -> {after['finding']}"
+              for before, after in diff["relabelled"]]
+    lines.append("")
+    flagged = Counter()
+    for row in new:
+        for flag in licence_flags(row.get("license", "")):
+            flagged[(row.get("license", "").strip() or "(blank)", flag)] += 1
+    lines.append("## Licences that restrict redistribution or use")
+    if flagged:
+        lines += [f"- {licence}: {count} rows — {flag}"
+                  for (licence, flag), count in sorted(flagged.items())]
+    else:
+        lines.append("- none")
+    return "\n".join(lines) + "\n"
+
+
+def make_release(collection: Collection, version: str, notes: str = "") -> dict[str, Any]:
+    """Freeze the collection as releases/VERSION; return its manifest. Releases never change."""
+    from curation.validate import ERROR, validate_collection  # noqa: PLC0415
+
+    target = release_dir(collection, version)
+    if target.exists():
+        raise ReleaseError(f"release {version} exists already ({target}); releases never change")
+    errors = [p for p in validate_collection(collection) if p.level == ERROR]
+    if errors:
+        raise ReleaseError(f"the collection has {len(errors)} validation errors "
+                           f"(first: {errors[0].line()}); run `cxrbank validate`")
+    previous = list_releases(collection)
+    previous_version = previous[-1]["version"] if previous else None
+    old_rows = release_rows(collection, previous_version) if previous_version else []
+    with collection.lock():
+        rows = collection.read_rows()
+        files = [{"path": str(p.relative_to(collection.root)), "sha256": file_digest(p),
+                  "size": p.stat().st_size} for p in _tracked_files(collection, rows)]
+        staging = target.with_name(f".{version}.partial")
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        shutil.copyfile(collection.metadata_path, staging / "metadata.csv")
+        splits = collection.root / "splits"
+        for name in SPLIT_FILES:
+            if (splits / name).is_file():
+                shutil.copyfile(splits / name, staging / name)
+    partition = next((f for f in files if f["path"] == "splits/partition.tsv"), None)
+    manifest = {
+        "version": version,
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "tool_version": __version__,
+        "previous": previous_version,
+        "rows": len(rows),
+        "patients": len({row["patientid"] for row in rows}),
+        "labels": {k: {str(a): b for a, b in v.items()} for k, v in label_table(rows).items()},
+        "split_hash": partition["sha256"] if partition else None,
+        "files": files,
+    }
+    atomic_write_bytes(staging / "manifest.json", json.dumps(manifest, indent=2).encode())
+    atomic_write_bytes(staging / "CHANGELOG.md",
+                       changelog(version, previous_version, old_rows, rows, notes).encode())
+    staging.rename(target)
+    return manifest
+
+
+def verify_release(collection: Collection, version: str) -> Verification:
+    """Check every file of a release's manifest against the checkout: present, same bytes."""
+    path = release_dir(collection, version) / "manifest.json"
+    if not path.is_file():
+        raise ReleaseError(f"release {version} has no manifest ({path})")
+    manifest = json.loads(path.read_text())
+    result = Verification(version)
+    for entry in manifest["files"]:
+        target = collection.root / entry["path"]
+        result.checked += 1
+        if entry["path"] in FROZEN:
+            target = path.parent / Path(entry["path"]).name  # the frozen copy, not today's file
+        if not target.is_file():
+            result.problems.append(f"{entry['path']}: missing")
+        elif target.stat().st_size != entry["size"] or file_digest(target) != entry["sha256"]:
+            result.problems.append(f"{entry['path']}: modified (sha256 differs from the manifest)")
+    return result
