@@ -10,12 +10,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
-from cxrbank.schema import SYNONYMS, TODO, normalize_modality, normalize_sex, normalize_view
+from cxrbank.schema import normalize_modality, normalize_sex
 
-LICENSE = (
-    "CC BY-NC-SA 3.0 (modified by Radiopaedia.org: attribution must name the author, "
-    "Radiopaedia.org and the rID; see https://radiopaedia.org/licence)"
-)
 TERMS = (
     "Radiopaedia's terms of use forbid bulk automated downloading of its content, including for "
     "machine learning, without the site's permission; each case carries a modified CC BY-NC-SA "
@@ -26,7 +22,6 @@ CARD_SELECTOR = "a.search-result.search-result-case[href]"
 # yielding no case means the site's layout changed under us.
 CARD_HINT_SELECTOR = ".search-result, [class*=search-result-case]"
 AUTHOR_SELECTORS = (".author-info .author-name", ".case-authors a", ".author-name")
-UNCERTAIN = ("probable", "possible")
 CHALLENGE_MARKERS = (
     "captcha", "cf-challenge", "challenge-platform", "cf-chl", "just a moment...",
     "verify you are human", "attention required!", "are you a robot",
@@ -340,79 +335,3 @@ def parse_stacks(body: bytes | str, static_url: str) -> list[Stack]:
         stacks.append(Stack(modality=normalize_modality(str(raw.get("modality") or "")),
                             images=images, spacing=_spacing(raw, first)))
     return stacks
-
-
-_SYNONYM_PATTERNS = sorted(SYNONYMS.items(), key=lambda kv: -len(kv[0]))
-_GENERIC = {"viral", "bacterial", "unknown", "todo", "flu", "aspiration", "normal"}
-
-
-def finding_of(title: str, diagnosis: str = "", certainty: str = "") -> str:
-    """The taxonomy finding named in a case title or diagnosis; `todo` when uncertain or unknown.
-
-    The most specific finding wins ("COVID-19 pneumonia" -> COVID-19, not Pneumonia).
-    """
-    if any(word in certainty.casefold() for word in UNCERTAIN) or re.search(
-        r"\b(probable|possible|possibly|probably)\b", title, re.IGNORECASE
-    ):
-        return TODO
-    best: tuple[int, int, str] | None = None
-    text = f"{title} {diagnosis}"
-    for key, finding in _SYNONYM_PATTERNS:
-        if key in _GENERIC:
-            continue
-        if re.search(rf"(?<![\w-]){re.escape(key)}(?![\w-])", text, re.IGNORECASE):
-            rank = (finding.count("/"), len(key), finding)
-            if best is None or rank[:2] > best[:2]:
-                best = rank
-    return best[2] if best else TODO
-
-
-def view_of(modality: str, image: StackImage) -> str:
-    """PA, AP, L… for X-ray from the plane or caption; Axial/Coronal for CT."""
-    view = normalize_view(image.plane) or normalize_view(image.caption)
-    if not view:
-        words = re.findall(r"[A-Za-z]+(?:\s+(?:supine|erect))?", f"{image.plane} {image.caption}")
-        for word in words:
-            view = normalize_view(word)
-            if view:
-                break
-    xray_views = ("PA", "AP", "AP Supine", "AP Erect", "L")
-    if modality == "CT":
-        return view if view in ("Axial", "Coronal") else ("Axial" if not image.plane else "")
-    return view if view in xray_views else ""
-
-
-def study_offset(study: Study) -> str:
-    """Days since onset when the study is titled "Day 5" and the like."""
-    match = re.search(r"\bday\s+(\d+)\b", study.description, re.IGNORECASE)
-    return match.group(1) if match else ""
-
-
-def credit_line(case: Case) -> str:
-    """The attribution Radiopaedia's licence requires."""
-    author = case.author or "the author"
-    return f"Case courtesy of {author}, Radiopaedia.org, rID: {case.rid}"
-
-
-def case_row(case: Case, study: Study, image: StackImage, modality: str, patientid: str) -> dict:
-    """The metadata row of one image (or one CT stack's representative slice)."""
-    notes = " ".join(p for p in (case.presentation, study.findings, case.discussion) if p)
-    other = credit_line(case)
-    if case.certainty:
-        other += f"; diagnostic certainty: {case.certainty}"
-    return {
-        "patientid": patientid,
-        "offset": study_offset(study),
-        "sex": case.sex,
-        "age": case.age,
-        "finding": finding_of(case.title, "", case.certainty),
-        "view": view_of(modality, image),
-        "modality": modality,
-        "date": case.published,
-        "url": case.url,
-        "license": LICENSE,
-        "clinical_notes": notes,
-        "other_notes": other,
-        "source": "radiopaedia",
-        "source_id": f"{case.rid}/{study.study_id}/{image.image_id}",
-    }

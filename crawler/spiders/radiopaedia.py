@@ -21,7 +21,6 @@ from crawler.radiopaedia import (
     StackImage,
     Study,
     canonical_url,
-    case_row,
     is_challenge,
     is_test_host,
     parse_case,
@@ -29,6 +28,7 @@ from crawler.radiopaedia import (
     parse_stacks,
     terms_accepted,
 )
+from crawler.radiopaedia_rows import case_row
 from crawler.settings import base_urls, crawl_settings, local_overrides
 from cxrbank.collection import Collection, NewImage
 from cxrbank.schema import normalize_modality
