@@ -1,0 +1,180 @@
+"""Patient facts (age, sex, finding, view, modality, offset, course) from captions and case text."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field, fields
+
+from extract import factrules as rules
+
+MAX_TEXT_CHARS = 200_000  # longer texts are cut: case reports are far shorter
+
+
+@dataclass
+class Facts:
+    """What one text says about one patient; each found field has its text span in `evidence`."""
+
+    age: int | None = None
+    sex: str | None = None
+    finding: str | None = None
+    view: str | None = None
+    modality: str | None = None
+    offset: int | None = None
+    survival: str | None = None
+    intubated: str | None = None
+    went_icu: str | None = None
+    needed_supplemental_O2: str | None = None
+    temperature: float | None = None
+    pO2_saturation: float | None = None
+    lymphocyte_count: float | None = None
+    location: str | None = None
+    patient: str | None = None
+    evidence: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+    def merged_over(self, base: Facts) -> Facts:
+        """These facts, with fields this one lacks taken from `base`."""
+        out = Facts(**{f.name: getattr(base, f.name) for f in fields(Facts)})
+        out.evidence = dict(base.evidence)
+        for f in fields(Facts):
+            if f.name == "evidence":
+                continue
+            value = getattr(self, f.name)
+            if value is not None:
+                setattr(out, f.name, value)
+                if f.name in self.evidence:
+                    out.evidence[f.name] = self.evidence[f.name]
+        return out
+
+
+FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in fields(Facts) if f.name != "evidence")
+
+
+def clean_text(text: object) -> str:
+    """Text made safe to scan: str, bounded length, control characters and NULs as spaces."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", errors="replace")
+    if not isinstance(text, str):
+        return ""
+    text = text[:MAX_TEXT_CHARS]
+    return re.sub(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", " ", text)
+
+
+def facts_of_text(text: str) -> Facts:
+    """Facts of one text taken to describe a single patient."""
+    text = clean_text(text)
+    facts = Facts()
+    if not text.strip():
+        return facts
+    finders = {
+        "age": rules.find_age,
+        "sex": rules.find_sex,
+        "finding": rules.find_finding,
+        "modality": rules.find_modality,
+        "offset": rules.find_offset,
+        "survival": rules.find_survival,
+        "intubated": rules.find_intubated,
+        "went_icu": rules.find_icu,
+        "needed_supplemental_O2": rules.find_oxygen,
+        "temperature": rules.find_temperature,
+        "pO2_saturation": rules.find_saturation,
+        "lymphocyte_count": rules.find_lymphocytes,
+        "location": rules.find_location,
+    }
+    for name, finder in finders.items():
+        found = finder(text)
+        if found is not None:
+            setattr(facts, name, found[0])
+            facts.evidence[name] = found[1]
+    found_view = rules.find_view(text, facts.modality)
+    if found_view is not None:
+        facts.view, facts.evidence["view"] = found_view
+        if facts.modality is None:
+            facts.modality = "CT" if facts.view in ("Axial", "Coronal") else "X-ray"
+            facts.evidence["modality"] = found_view[1]
+    label = rules.find_patient_labels(text)
+    if len(label) == 1:
+        facts.patient = label[0][0]
+        facts.evidence["patient"] = label[0][1]
+    return facts
+
+
+def split_patients(text: str) -> list[tuple[str | None, str]]:
+    """(label, text) per patient when the text marks several ("Patient 1 …", "Case 2 …").
+
+    Text before the first marker is shared context and goes to every patient. A text with fewer
+    than two distinct labels is one patient, returned as [(label or None, text)].
+    """
+    text = clean_text(text)
+    starts = rules.patient_section_starts(text)
+    labels = {label for label, _ in starts}
+    if len(labels) < 2:
+        found = rules.find_patient_labels(text)
+        return [(found[0][0] if len(found) == 1 else None, text)]
+    preamble = text[: starts[0][1]]
+    parts: dict[str, list[str]] = {}
+    for i, (label, begin) in enumerate(starts):
+        end = starts[i + 1][1] if i + 1 < len(starts) else len(text)
+        parts.setdefault(label, []).append(text[begin:end])
+    return [(label, " ".join(chunks)) for label, chunks in parts.items()] if not preamble.strip() \
+        else [(label, preamble + " " + " ".join(chunks)) for label, chunks in parts.items()]
+
+
+def extract_facts(text: str) -> list[Facts]:
+    """One Facts per patient the text describes (a single patient gives a list of one)."""
+    out = []
+    for label, part in split_patients(text):
+        facts = facts_of_text(part)
+        if label is not None:
+            facts.patient = label
+        out.append(facts)
+    return out
+
+
+def facts_for_panel(caption: str, panel: str | None = None, case_text: str = "") -> Facts:
+    """Facts for one panel of a figure: its own sub-caption over the caption, over the case text.
+
+    The panel's sub-caption ("(B) axial CT on day 7 …") decides view, modality, offset and
+    finding where it states them; the rest of the caption and then the case text fill what it
+    does not say. The patient is the one the caption assigns the panel to ("Patient 2 (C, D)"),
+    else one named in the panel's sub-caption, else the caption's only patient; case-text facts
+    come from that patient's section of the case text.
+    """
+    caption = clean_text(caption)
+    sub = rules.panel_subcaption(caption, panel) if panel else ""
+    label = rules.patient_of_panel(caption, panel) if panel else None
+    panel_facts = facts_of_text(sub) if sub else Facts()
+    if label is None:
+        label = panel_facts.patient
+    caption_facts = _facts_for_patient(caption, label)
+    if label is None:
+        label = caption_facts.patient
+    case_facts = _facts_for_patient(case_text, label) if case_text else Facts()
+    merged = panel_facts.merged_over(caption_facts.merged_over(case_facts))
+    if sub and panel_facts.modality and panel_facts.modality != caption_facts.modality:
+        _drop_foreign_view(merged, panel_facts)
+    merged.patient = label
+    return merged
+
+
+def _facts_for_patient(text: str, label: str | None) -> Facts:
+    """Facts of the section of `text` about patient `label` (all of it when unlabelled)."""
+    sections = extract_facts(text)
+    if label is not None:
+        for facts in sections:
+            if facts.patient is not None and facts.patient.casefold() == label.casefold():
+                return facts
+    if len(sections) == 1:
+        return sections[0]
+    return Facts()
+
+
+def _drop_foreign_view(merged: Facts, panel_facts: Facts) -> None:
+    """A view inherited from the caption must fit the panel's own modality."""
+    if panel_facts.view is None and merged.view is not None:
+        is_ct_view = merged.view in ("Axial", "Coronal")
+        if is_ct_view != (panel_facts.modality == "CT"):
+            merged.view = None
+            merged.evidence.pop("view", None)

@@ -1,0 +1,257 @@
+"""Tests for extract.facts: patient facts from captions and case text."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+
+from extract.facts import Facts, extract_facts, facts_for_panel, facts_of_text
+
+
+def one(text: str) -> Facts:
+    found = extract_facts(text)
+    assert len(found) == 1
+    return found[0]
+
+
+@pytest.mark.parametrize(("text", "age"), [
+    ("A 65-year-old man presented with fever.", 65),
+    ("The patient, aged 47, had a cough.", 47),
+    ("52 yo female with dyspnoea", 52),
+    ("Male patient, 47 years old, with pyrexia.", 47),
+    ("A sixty-five-year-old woman presented to the emergency department.", 65),
+    ("A man of 72 was admitted.", 72),
+    ("Case 2 (37 years old) was the son of Case 1.", 37),
+    ("65M with cough and fever.", 65),
+    ("An 8-month-old boy with bronchiolitis.", 0),
+])
+def test_age_phrasings(text: str, age: int) -> None:
+    facts = facts_of_text(text)
+    assert facts.age == age
+    assert facts.evidence["age"]
+
+
+@pytest.mark.parametrize("text", [
+    "A man in his 60s presented with cough.",
+    "Elderly male, covid-19 positive.",
+    "He had a 4-day history of cough and had smoked for 30 years.",
+    "A mean age of 54 years was reported.",
+])
+def test_no_age_when_text_gives_none(text: str) -> None:
+    assert facts_of_text(text).age is None
+
+
+def test_age_of_relative_is_not_the_patients() -> None:
+    facts = facts_of_text("Her 59-year-old daughter also had fever. The 83-year-old woman ...")
+    assert facts.age == 83
+
+
+@pytest.mark.parametrize(("text", "sex"), [
+    ("a 65-year-old man", "M"),
+    ("A 40-year-old female patient", "F"),
+    ("12-year-old boy", "M"),
+    ("This is an 80-year-old lady presenting", "F"),
+    ("The patient had fever. She was admitted.", "F"),
+    ("Patient presented with cough; he was intubated.", "M"),
+    ("Sex: F. Age 44.", "F"),
+    ("Case 2 (37 years old) was the son of Case 1.", "M"),
+])
+def test_sex_phrasings(text: str, sex: str) -> None:
+    assert facts_of_text(text).sex == sex
+
+
+def test_sex_left_blank_when_pronouns_disagree() -> None:
+    assert facts_of_text("The patient said she had seen him the day before.").sex is None
+
+
+def test_sex_ignores_the_husband_of_a_woman() -> None:
+    assert facts_of_text("Her husband, a 70-year-old man, was well. She had fever.").sex == "F"
+
+
+@pytest.mark.parametrize(("text", "finding"), [
+    ("Chest X-ray of a patient with COVID-19 pneumonia.", "Pneumonia/Viral/COVID-19"),
+    ("RT-PCR for SARS-CoV-2 was positive.", "Pneumonia/Viral/COVID-19"),
+    ("Patient with 2019-nCoV infection.", "Pneumonia/Viral/COVID-19"),
+    ("Frontal radiograph in a 23-year-old man with SARS.", "Pneumonia/Viral/SARS"),
+    ("Pneumocystis jirovecii pneumonia in untreated HIV.", "Pneumonia/Fungal/Pneumocystis"),
+    ("Sputum grew Klebsiella pneumoniae.", "Pneumonia/Bacterial/Klebsiella"),
+    ("Legionnaires' disease confirmed by urinary antigen.", "Pneumonia/Bacterial/Legionella"),
+    ("Lipoid pneumonia after mineral oil use.", "Pneumonia/Lipoid"),
+    ("Typical radiological findings of ARDS.", "ARDS"),
+    ("H1N1 influenza with respiratory failure.", "Pneumonia/Viral/Influenza/H1N1"),
+])
+def test_finding_through_the_taxonomy(text: str, finding: str) -> None:
+    facts = facts_of_text(text)
+    assert facts.finding == finding
+    assert facts.evidence["finding"]
+
+
+@pytest.mark.parametrize("text", [
+    "No evidence of COVID-19 on imaging.",
+    "COVID-19 was excluded by two negative swabs.",
+    "Throat swab negative for SARS-CoV-2.",
+    "History of tuberculosis in childhood.",
+    "Suspected COVID-19; tests pending.",
+    "Admitted during the COVID-19 pandemic with a broken leg.",
+])
+def test_negated_suspected_or_past_finding_not_counted(text: str) -> None:
+    assert facts_of_text(text).finding is None
+
+
+def test_positive_disease_wins_over_negated_other() -> None:
+    text = "RT-PCR for COVID-19 was positive, influenza tests were negative."
+    assert facts_of_text(text).finding == "Pneumonia/Viral/COVID-19"
+
+
+def test_suspected_disease_with_positive_test_counts() -> None:
+    text = "He was tested for COVID-19 infection. PCR positive."
+    assert facts_of_text(text).finding == "Pneumonia/Viral/COVID-19"
+
+
+def test_normal_image_without_illness_is_no_finding() -> None:
+    assert facts_of_text("Patient 2 - CXR: Normal").finding == "No Finding"
+    assert facts_of_text("Fever and cough. Normal appearances.").finding is None
+
+
+def test_covid_is_not_sars() -> None:
+    assert facts_of_text("Confirmed SARS-CoV2 infection").finding == "Pneumonia/Viral/COVID-19"
+
+
+@pytest.mark.parametrize(("text", "view", "modality"), [
+    ("PA chest radiograph shows consolidation.", "PA", "X-ray"),
+    ("Posteroanterior chest x-ray on admission.", "PA", "X-ray"),
+    ("AP supine chest radiograph in the ICU.", "AP Supine", "X-ray"),
+    ("Portable AP erect CXR.", "AP Erect", "X-ray"),
+    ("Left lateral chest x-ray showed consolidation.", "L", "X-ray"),
+    ("Axial chest CT shows ground-glass opacities.", "Axial", "CT"),
+    ("Coronal HRCT reconstruction.", "Coronal", "CT"),
+])
+def test_view_and_modality(text: str, view: str, modality: str) -> None:
+    facts = facts_of_text(text)
+    assert (facts.view, facts.modality) == (view, modality)
+
+
+def test_several_views_named_give_no_view() -> None:
+    assert facts_of_text("PA and lateral chest radiographs show consolidation.").view is None
+    assert facts_of_text("Axial and coronal CT images.").view is None
+
+
+def test_pa_without_imaging_context_is_not_a_view() -> None:
+    assert facts_of_text("PA pressure was 45 mmHg.").view is None
+
+
+def test_modality_of_prior_study_not_counted() -> None:
+    text = "A prior CT chest (not available for review) was clear. Chest x-ray shows nodules."
+    assert facts_of_text(text).modality == "X-ray"
+
+
+def test_both_modalities_named_leave_modality_blank() -> None:
+    assert facts_of_text("Chest x-ray and chest CT images of a boy.").modality is None
+
+
+@pytest.mark.parametrize(("text", "offset"), [
+    ("Chest radiograph on day 7 shows progression.", 7),
+    ("CT obtained on day three after the onset of symptoms is normal.", 3),
+    ("Chest radiographs obtained on admission showed an infiltrate.", 0),
+    ("Chest x-ray on the eighth day showed improvement.", 8),
+    ("A chest CT obtained two days after the onset of the symptoms.", 2),
+    ("Follow-up frontal chest radiograph obtained 5 days later.", 5),
+    ("Chest X-ray after a few days of symptoms; fever for a few days later.", 5),
+])
+def test_offset(text: str, offset: int) -> None:
+    assert facts_of_text(text).offset == offset
+
+
+def test_course_and_measurements() -> None:
+    text = ("A 61-year-old man with fever (38.3°C) and oxygen saturation 67%. He was intubated "
+            "and admitted to the intensive care unit, received supplemental oxygen, with a "
+            "lymphocyte count of 0.6 × 10^9/L. He died on day 12. Admitted to Cho Ray Hospital, "
+            "Ho Chi Minh City.")
+    facts = facts_of_text(text)
+    assert facts.temperature == 38.3
+    assert facts.pO2_saturation == 67.0
+    assert facts.intubated == "Y"
+    assert facts.went_icu == "Y"
+    assert facts.needed_supplemental_O2 == "Y"
+    assert facts.lymphocyte_count == 0.6
+    assert facts.survival == "N"
+    assert facts.location == "Cho Ray Hospital, Ho Chi Minh City"
+
+
+def test_negated_course_gives_no() -> None:
+    text = "Stable during admission without need for oxygen supplementation. No intubation."
+    facts = facts_of_text(text)
+    assert facts.needed_supplemental_O2 == "N"
+    assert facts.intubated == "N"
+
+
+def test_several_patients_give_one_facts_each() -> None:
+    text = ("Patient 1: a 45-year-old man with COVID-19; PA chest radiograph on admission. "
+            "Patient 2: a 39-year-old woman; axial CT shows ground-glass opacities.")
+    found = extract_facts(text)
+    assert [(f.patient, f.age, f.sex) for f in found] == [
+        ("Patient 1", 45, "M"), ("Patient 2", 39, "F")]
+    assert found[1].view == "Axial"
+
+
+def test_patient_named_mid_sentence_does_not_split() -> None:
+    found = extract_facts("Case 2 (37 years old) was the son of Case 1. He had a cough.")
+    assert len(found) == 1
+    assert found[0].age == 37
+
+
+def test_panel_facts_take_panel_then_caption_then_case_text() -> None:
+    caption = ("Figure 2. Patient 1 (A, B) and patient 2 (C, D). (A) PA chest radiograph on "
+               "admission. (B) Axial CT on day 4. (C) AP supine radiograph on day 7. (D) Coronal "
+               "CT showing ground-glass opacities.")
+    case = ("Patient 1 was a 50-year-old man with COVID-19. Patient 2 was a 61-year-old woman "
+            "with COVID-19 who was intubated.")
+    b = facts_for_panel(caption, "B", case)
+    assert (b.patient, b.age, b.sex, b.view, b.modality, b.offset) == (
+        "Patient 1", 50, "M", "Axial", "CT", 4)
+    c = facts_for_panel(caption, "c", case)
+    assert (c.patient, c.age, c.view, c.modality, c.offset, c.intubated) == (
+        "Patient 2", 61, "AP Supine", "X-ray", 7, "Y")
+    assert c.finding == "Pneumonia/Viral/COVID-19"
+
+
+def test_panel_label_after_its_sentence() -> None:
+    caption = ("Chest radiograph (A) shows no thoracic abnormalities. Axial CT scan (B) shows "
+               "GGOs in the right lower lobe.")
+    assert facts_for_panel(caption, "A").modality == "X-ray"
+    assert facts_for_panel(caption, "B").view == "Axial"
+
+
+@pytest.mark.parametrize("text", [
+    "", "   ", "\x00\x01\x02" * 1000, "é" * 10, bytes(range(256)).decode("latin-1") * 100,
+    ("A 65-year-old man with COVID-19. " * 40_000)[:1_000_000],
+])
+def test_odd_or_huge_text_does_not_crash(text: str) -> None:
+    found = extract_facts(text)
+    assert len(found) >= 1
+    assert all(isinstance(f.to_dict(), dict) for f in found)
+
+
+def test_to_dict_has_every_field_and_evidence() -> None:
+    d = facts_of_text("A 65-year-old man").to_dict()
+    assert d["age"] == 65 and d["sex"] == "M" and d["finding"] is None
+    assert d["evidence"] == {"age": "65-year-old", "sex": "man"}
+
+
+@pytest.mark.realdata
+def test_real_notes_age_and_sex_precision(shared_data) -> None:
+    path = shared_data / "cxr-dev" / "metadata.csv"
+    with path.open(newline="", encoding="utf-8", errors="replace") as f:
+        rows = list(csv.DictReader(f))
+    right = wrong = 0
+    for row in rows:
+        facts = extract_facts(row["clinical_notes"] or "")[0]
+        if facts.sex and row["sex"]:
+            right += facts.sex == row["sex"]
+            wrong += facts.sex != row["sex"]
+        if facts.age is not None and row["age"]:
+            right += facts.age == int(float(row["age"]))
+            wrong += facts.age != int(float(row["age"]))
+    assert right > 150
+    assert right / (right + wrong) >= 0.97
