@@ -20,7 +20,9 @@ BASE_URLS: dict[str, str] = {
     "CXRBANK_UNPAYWALL_URL": "https://api.unpaywall.org/v2",
     "CXRBANK_OPENALEX_URL": "https://api.openalex.org",
     "CXRBANK_EUROPEPMC_URL": "https://www.ebi.ac.uk/europepmc/webservices/rest",
+    "CXRBANK_EUROPEPMC_FIGURES_URL": "https://europepmc.org/articles",
     "CXRBANK_BIORXIV_URL": "https://api.biorxiv.org",
+    "CXRBANK_PREPRINT_CONTENT_URL": "https://www.{server}.org",  # {server}: biorxiv, medrxiv
     "CXRBANK_DOI_URL": "https://doi.org",
     "CXRBANK_RADIOPAEDIA_URL": "https://radiopaedia.org",
 }

@@ -1,0 +1,115 @@
+"""Ingest a local PDF or JATS file (offline): the same extraction and writer as a crawl."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from crawler.paper_rows import (
+    DocumentError,
+    Paper,
+    chest_panels,
+    file_key,
+    jats_figure_hrefs,
+    read_jats,
+    read_pdf,
+)
+from crawler.pipelines import store_panels
+from crawler.resolve import normalize_doi, normalize_license
+from crawler.state import ERROR, Outcome, is_done, previous_outcome, record_outcome, skipped
+from cxrbank.collection import Collection, sniff_image_extension
+
+MAX_FILE_BYTES = 200 * 1024 * 1024
+_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".tif", ".tiff", ".webp", "")
+CANONICAL_DOI_URL = "https://doi.org"
+
+
+def pdf_hints(data: bytes) -> tuple[str, str]:
+    """(DOI, licence) a PDF states in its metadata (Info dictionary or XMP), or blanks."""
+    import pymupdf
+
+    try:
+        with pymupdf.open(stream=data, filetype="pdf") as doc:
+            info = " ".join(str(v) for v in (doc.metadata or {}).values() if v)
+            xmp = doc.get_xml_metadata() or ""
+    except Exception:  # unreadable metadata is simply no hint; the extractor reports the file
+        return "", ""
+    text = f"{info} {xmp}"
+    doi = ""
+    match = re.search(r"\b(10\.\d{4,9}/[^\s\"<>]+)", text)
+    if match:
+        try:
+            doi = normalize_doi(match.group(1))
+        except ValueError:
+            doi = ""
+    license_ = ""
+    match = re.search(r"https?://creativecommons\.org/[^\s\"<>]+", text)
+    if match:
+        license_ = normalize_license(match.group(0))
+    else:
+        match = re.search(r"\b(CC0|CC[- ]BY(?:[- ](?:NC|SA|ND))*)(?:[- ]([\d.]+))?", text)
+        if match:
+            license_ = normalize_license(" ".join(filter(None, match.groups())))
+    return doi, license_
+
+
+def jats_images(folder: Path, hrefs: list[str]) -> dict[str, bytes]:
+    """The figure files beside a JATS file, by href (any image extension, checked by content)."""
+    images = {}
+    for href in hrefs:
+        name = Path(href.replace("\\", "/")).name
+        for suffix in _IMAGE_SUFFIXES:
+            candidate = folder / f"{name}{suffix}"
+            if candidate.is_file() and candidate.resolve().parent == folder.resolve():
+                data = candidate.read_bytes()
+                if sniff_image_extension(data):
+                    images[href] = data
+                    break
+    return images
+
+
+def ingest_file(root: Path, path: Path, kind: str, doi: str | None, force: bool) -> Outcome:
+    """Extract a local PDF/JATS file's chest panels into the collection at root."""
+    collection = Collection.create(root)
+    try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise DocumentError(f"larger than {MAX_FILE_BYTES // 2**20} MB")
+        data = path.read_bytes()
+    except (OSError, DocumentError) as exc:
+        return Outcome(str(path), doi or "", ERROR, source=f"{kind} file", reason=f"{path}: {exc}")
+    paper = Paper(file_key(data), source=f"{kind} file")
+    if doi:
+        paper.doi = normalize_doi(doi)
+    try:
+        figures, text = _read(path, data, kind, paper)
+    except DocumentError as exc:
+        outcome = Outcome(paper.doi or paper.key, paper.doi, ERROR, source=paper.source,
+                          reason=f"{path.name}: {exc}")
+        return record_outcome(collection, outcome)
+    if paper.doi:
+        paper.key = paper.doi
+        paper.url = f"{CANONICAL_DOI_URL}/{paper.doi}"
+    previous = previous_outcome(collection, paper.key)
+    if is_done(previous) and not force:
+        return skipped(previous)
+    return store_panels(collection, chest_panels(paper, figures, text))
+
+
+def _read(path: Path, data: bytes, kind: str, paper: Paper) -> tuple[list[Any], str]:
+    if kind == "pdf":
+        figures, text = read_pdf(data)
+        doi, license_ = pdf_hints(data)
+        paper.doi = paper.doi or doi
+        paper.license = license_
+        return figures, text
+    article, hrefs = jats_figure_hrefs(data)
+    if not paper.doi and getattr(article, "doi", ""):
+        try:
+            paper.doi = normalize_doi(article.doi)
+        except ValueError:
+            paper.doi = ""
+    paper.title = getattr(article, "title", "") or ""
+    paper.abstract = getattr(article, "abstract", "") or ""
+    paper.license = normalize_license(getattr(article, "license", "") or "")
+    return read_jats(article, jats_images(path.parent, hrefs))

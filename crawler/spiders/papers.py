@@ -1,0 +1,204 @@
+"""The papers spider: DOIs -> resolved full text (JATS or PDF) -> chest panels -> pipeline."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import scrapy
+
+from crawler import resolve
+from crawler.paper_rows import (
+    DocumentError,
+    Paper,
+    PaperPanels,
+    chest_panels,
+    jats_figure_hrefs,
+    read_jats,
+    read_pdf,
+    sniff_document,
+)
+from crawler.state import ERROR, NO_FULL_TEXT, Outcome
+
+CANONICAL_DOI_URL = "https://doi.org"
+MAX_CANDIDATES = 8
+
+
+class FetchFailed(Exception):
+    """A download that gave no usable response (network error, refused URL, HTTP error)."""
+
+
+@dataclass
+class Attempt:
+    """How trying one DOI's candidates went."""
+
+    reasons: list[str] = field(default_factory=list)
+    broken: bool = False  # a document was there but unreadable, or a service failed
+
+
+class PapersSpider(scrapy.Spider):
+    """Ingests papers by DOI; yields one item per DOI for crawler.pipelines.IngestPipeline."""
+
+    name = "papers"
+    custom_settings: ClassVar[dict[str, Any]] = {"ITEM_PIPELINES": {"crawler.pipelines.IngestPipeline": 300}}
+
+    def __init__(self, dois: list[str] | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.dois = [resolve.normalize_doi(d) for d in dois or []]
+
+    def crawl_summary(self) -> dict[str, Any]:
+        return {"outcomes": [o.to_dict() for o in getattr(self.crawler, "cxrbank_outcomes", [])]}
+
+    def setting(self, name: str) -> str:
+        return str(self.crawler.settings.get(name) or "")
+
+    async def start(self) -> AsyncIterator[dict[str, Any]]:
+        limit = max(1, self.crawler.settings.getint("CXRBANK_INGEST_CONCURRENCY", 4))
+        semaphore = asyncio.Semaphore(limit)
+
+        async def one(doi: str) -> dict[str, Any]:
+            async with semaphore:
+                try:
+                    return await self.ingest(doi)
+                except Exception as exc:  # one DOI's bug must not end the crawl
+                    self.logger.exception("ingesting %s failed", doi)
+                    return {"outcome": Outcome(doi, doi, ERROR, reason=f"internal error: {exc}")}
+
+        for task in asyncio.as_completed([one(doi) for doi in self.dois]):
+            yield await task
+
+    # -- network ------------------------------------------------------------------------------
+    async def fetch(self, url: str, *, accept: str = "*/*", ok404: bool = False) -> scrapy.http.Response:
+        """GET through every downloader middleware; FetchFailed unless 2xx (or 404 if ok404)."""
+        request = scrapy.Request(url, headers={"Accept": accept}, dont_filter=True)
+        try:
+            response = await self.crawler.engine.download_async(request)
+        except Exception as exc:
+            message = str(exc) or type(exc).__name__
+            raise FetchFailed(f"{url[:200]}: {message}") from None
+        if 200 <= response.status < 300 or (ok404 and response.status == 404):
+            return response
+        raise FetchFailed(f"{url[:200]}: HTTP {response.status}")
+
+    async def lookup(self, source: str, url: str, parse: Any) -> resolve.Lookup:
+        try:
+            response = await self.fetch(url, accept="application/json", ok404=True)
+            return parse(response)
+        except (FetchFailed, resolve.ResolveError) as exc:
+            return resolve.Lookup(source, error=str(exc))
+
+    async def resolve_doi(self, doi: str) -> list[resolve.Lookup]:
+        contact = self.setting("CXRBANK_CONTACT")
+        epmc = self.setting("CXRBANK_EUROPEPMC_URL")
+        jobs = [
+            self.lookup("europepmc", resolve.europepmc_search_url(epmc, doi),
+                        lambda r: resolve.parse_europepmc_search(r.body, doi, epmc)),
+            self.lookup("unpaywall", resolve.unpaywall_url(
+                self.setting("CXRBANK_UNPAYWALL_URL"), doi, contact),
+                lambda r: resolve.parse_unpaywall(r.body, r.status)),
+            self.lookup("crossref", resolve.crossref_url(
+                self.setting("CXRBANK_CROSSREF_URL"), doi, contact),
+                lambda r: resolve.parse_crossref(r.body, r.status)),
+        ]
+        key = self.setting("CXRBANK_OPENALEX_KEY")
+        if key:
+            jobs.append(self.lookup("openalex", resolve.openalex_url(
+                self.setting("CXRBANK_OPENALEX_URL"), doi, key),
+                lambda r: resolve.parse_openalex(r.body, r.status)))
+        content = self.setting("CXRBANK_PREPRINT_CONTENT_URL")
+        for url in resolve.biorxiv_urls(self.setting("CXRBANK_BIORXIV_URL"), doi):
+            jobs.append(self.lookup("biorxiv", url,
+                                    lambda r: resolve.parse_biorxiv(r.body, doi, content)))
+        return list(await asyncio.gather(*jobs))
+
+    async def landing_candidate(self, doi: str, license_: str) -> resolve.Candidate | None:
+        url = resolve.doi_landing_url(self.setting("CXRBANK_DOI_URL"), doi)
+        try:
+            response = await self.fetch(url, accept="text/html")
+        except FetchFailed:
+            return None
+        pdf_url = resolve.citation_pdf_url(response.body, response.url)
+        return resolve.Candidate(pdf_url, "pdf", "landing", license_) if pdf_url else None
+
+    # -- one paper ----------------------------------------------------------------------------
+    async def ingest(self, doi: str) -> dict[str, Any]:
+        lookups = await self.resolve_doi(doi)
+        title, abstract = resolve.paper_text(lookups)
+        errors = [lk.error for lk in lookups if lk.error]
+        if not any(lk.found for lk in lookups):
+            reason = "; ".join(errors) if errors else "DOI not found by any service"
+            return {"outcome": Outcome(doi, doi, ERROR, reason=reason)}
+        candidates = resolve.order_candidates(lookups)
+        license_ = next((c.license for c in candidates if c.license), "") or next(
+            (lk.license for lk in lookups if lk.license), "")
+        if not candidates:
+            landing = await self.landing_candidate(doi, license_)
+            candidates = [landing] if landing else []
+        paper = Paper(doi, doi, f"{CANONICAL_DOI_URL}/{doi}", license_, title=title,
+                      abstract=abstract)
+        attempt = Attempt()
+        tried: set[str] = set()
+        while candidates and len(tried) < MAX_CANDIDATES:
+            candidate = candidates.pop(0)
+            if candidate.url in tried:
+                continue
+            tried.add(candidate.url)
+            found = await self.try_candidate(paper, candidate, attempt, candidates)
+            if found is not None:
+                return {"panels": found}
+        if not tried:
+            attempt.reasons.append("no open full-text location")
+        outcome = ERROR if attempt.broken else NO_FULL_TEXT
+        return {"outcome": Outcome(doi, doi, outcome, reason="; ".join(attempt.reasons)[:500])}
+
+    async def try_candidate(self, paper: Paper, candidate: resolve.Candidate, attempt: Attempt,
+                            queue: list[resolve.Candidate]) -> PaperPanels | None:
+        """Download one candidate and extract it; None (with the reason noted) when it fails."""
+        try:
+            response = await self.fetch(candidate.url)
+        except FetchFailed as exc:
+            attempt.reasons.append(f"{candidate.source}: {exc}")
+            attempt.broken = attempt.broken or "refused" in str(exc)
+            return None
+        kind = sniff_document(response.body)
+        paper.source, paper.license = candidate.source, candidate.license or paper.license
+        try:
+            if kind == "pdf":
+                figures, text = read_pdf(response.body)
+            elif kind == "jats":
+                figures, text = await self.jats_figures(response.body, candidate)
+            else:
+                if kind == "html":
+                    pdf_url = resolve.citation_pdf_url(response.body, response.url)
+                    if pdf_url:
+                        queue.insert(0, resolve.Candidate(pdf_url, "pdf", candidate.source,
+                                                          candidate.license))
+                what = "an HTML page" if kind == "html" else "neither PDF nor JATS"
+                attempt.reasons.append(f"{candidate.source}: {candidate.url[:200]} served {what}")
+                return None
+        except DocumentError as exc:
+            attempt.reasons.append(f"{candidate.source}: {exc}")
+            attempt.broken = True
+            return None
+        self.crawler.stats.inc_value(f"cxrbank/document/{kind}")
+        panels = chest_panels(paper, figures, text)
+        panels.paper.source = candidate.source
+        return panels
+
+    async def jats_figures(self, data: bytes, candidate: resolve.Candidate) -> tuple[list, str]:
+        article, hrefs = jats_figure_hrefs(data)
+        base = self.setting("CXRBANK_EUROPEPMC_FIGURES_URL")
+
+        async def image(href: str) -> tuple[str, bytes | None]:
+            try:
+                url = resolve.europepmc_figure_url(base, candidate.pmcid, href)
+                return href, (await self.fetch(url, accept="image/*")).body
+            except FetchFailed as exc:
+                self.logger.warning("figure file missing: %s", exc)
+                return href, None
+
+        files = await asyncio.gather(*(image(h) for h in hrefs)) if candidate.pmcid else []
+        images = {href: body for href, body in files if body}
+        return read_jats(article, images)
