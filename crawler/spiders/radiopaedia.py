@@ -127,7 +127,7 @@ class RadiopaediaSpider(scrapy.Spider):
         self.seen_urls: set[str] = set()
         self.in_progress: set[str] = set()
         self.report: dict[str, Any] = {
-            "new": [], "updated": [], "unchanged": 0, "aliases": 0, "before_since": 0,
+            "new": [], "updated": [], "incomplete": [], "unchanged": 0, "aliases": 0, "before_since": 0,
             "images_added": 0, "listing_pages": 0, "more_left": False, "errors": [],
             "stopped": "",
         }
@@ -407,6 +407,6 @@ class CollectionPipeline:
             spider.db, case.rid, case.url, case.title, case.revisions, complete=not job.errors
         )
         entry = {"rid": case.rid, "url": case.url, "images": len(result.added)}
-        report[job.status].append(entry)
+        report["incomplete" if job.errors else job.status].append(entry)
         report["errors"].extend(job.errors)
         return {"rid": case.rid, "status": job.status, "images": len(result.added)}

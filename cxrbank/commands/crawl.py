@@ -113,6 +113,7 @@ def radiopaedia_cmd(
     result = {
         "new": report.get("new", []),
         "updated": report.get("updated", []),
+        "incomplete": report.get("incomplete", []),
         "unchanged": report.get("unchanged", 0),
         "aliases": report.get("aliases", 0),
         "before_since": report.get("before_since", 0),
