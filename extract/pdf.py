@@ -181,8 +181,8 @@ def page_regions(page: Any, infos: list[dict[str, Any]], decor: set[Any]) -> lis
 
 
 def _vector_clusters(page: Any) -> list[Any]:
-    drawings = [d for d in page.get_drawings() if d["rect"].width * d["rect"].height > 0]
-    if len(drawings) < 3:
+    drawings = page.get_drawings()
+    if not drawings:
         return []
     return page.cluster_drawings(drawings=drawings, x_tolerance=4, y_tolerance=4)
 
