@@ -15,7 +15,7 @@ from crawler.middlewares import (
 )
 from crawler.run import CrawlError, run_spider
 from crawler.settings import ContactMissing, contact_address, crawl_settings, local_overrides
-from tests.conftest import Page
+from cxrbank.localweb import Page
 
 
 class FetchSpider(scrapy.Spider):
