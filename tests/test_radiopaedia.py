@@ -5,7 +5,12 @@ from __future__ import annotations
 import csv
 import gzip
 import json
+import os
+import signal
 import sqlite3
+import subprocess
+import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -331,6 +336,35 @@ def test_max_cases_and_since_and_resuming(web, tmp_path):
     assert {r["source_id"].split("/")[0] for r in read_rows(tmp_path)} == {
         str(70000 + i) for i in range(2, 12)
     }
+
+
+def test_crawl_killed_midway_resumes_without_duplicates(web, tmp_path):
+    site = build_site(web, count=12, faults=False)
+    site.image_delay = 0.15
+    env = {**os.environ, "CXRBANK_RADIOPAEDIA_URL": web.base,
+           "CXRBANK_CONTACT": "tests@example.org"}
+    command = [sys.executable, "-c", "from cxrbank.cli import main; main()", "crawl",
+               "radiopaedia", "--root", str(tmp_path), *FAST]
+    process = subprocess.Popen(command, env=env, start_new_session=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and process.poll() is None:
+            if (tmp_path / "metadata.csv").exists() and len(read_rows(tmp_path)) >= 2:
+                break
+            time.sleep(0.05)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    kept = len(read_rows(tmp_path))
+    assert 2 <= kept < 12 * 2 + 3
+    site.image_delay = 0.0
+    code, report, result = crawl(web, tmp_path, "--max-cases", "100")
+    assert code == 0, result.output
+    rows = read_rows(tmp_path)
+    assert len(rows) == 12 * 2 + 3 == kept + report["images_added"]
+    assert len({r["source_id"] for r in rows}) == len(rows)
+    assert len(report["new"]) + report["unchanged"] == 12
 
 
 def test_single_case_urls_and_modality(web, tmp_path):
