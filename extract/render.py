@@ -189,3 +189,28 @@ def split_figure(figure: Figure) -> list[Figure]:
         out.append(Figure(figure.page, box, figure.label, panel.letter, figure.caption,
                           panel.caption, _png(crop), px1 - px0, py1 - py0, "split"))
     return out
+
+
+def debug_pages(data: bytes, figures: list[Figure], dpi: int = 100) -> list[tuple[int, bytes]]:
+    """Each page as PNG with figure boxes (red) and caption boxes (blue) drawn on it."""
+    import pymupdf
+
+    from extract.captions import find_captions
+    from extract.pdf import open_pdf
+
+    doc = open_pdf(data)
+    try:
+        out = []
+        for page in doc:
+            for cap in find_captions(page.get_text("dict"), page.number + 1):
+                page.draw_rect(pymupdf.Rect(cap.bbox), color=(0, 0, 1), width=1.2)
+            for fig in figures:
+                if fig.page == page.number + 1:
+                    page.draw_rect(pymupdf.Rect(fig.bbox), color=(1, 0, 0), width=1.5)
+                    tag = " ".join(t for t in (fig.label or "no caption", fig.panel) if t)
+                    page.insert_text((fig.bbox[0] + 2, fig.bbox[1] + 9), tag, fontsize=8,
+                                     color=(1, 0, 0))
+            out.append((page.number + 1, page.get_pixmap(dpi=dpi).tobytes("png")))
+        return out
+    finally:
+        doc.close()

@@ -1,0 +1,99 @@
+"""`cxrbank figures`: figures and captions of one PDF or JATS file to DIR/figures.json."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from cxrbank.commands.common import CxrbankError, emit_json, json_option, say
+
+
+def _file_name(index: int, figure) -> str:
+    """`figure-2-A.jpg`, `page-3-image-1.png` (numbered in order, never from the input)."""
+    if figure.label:
+        stem = figure.label.lower().replace(" ", "-").replace(".", "-")
+        stem = "".join(c for c in stem if c.isalnum() or c == "-")
+    else:
+        stem = f"page-{figure.page}-image"
+    if figure.panel:
+        stem += f"-{figure.panel}"
+    return f"{index:03d}-{stem}.{figure.extension}"
+
+
+def _jats_images(xml_path: Path, hrefs: list[str]) -> dict[str, bytes]:
+    """Image files named by the article's graphic hrefs, found beside the XML (any extension)."""
+    from extract.jats import strip_extension
+
+    images: dict[str, bytes] = {}
+    folder = xml_path.parent
+    by_stem: dict[str, Path] = {}
+    for candidate in folder.iterdir():
+        if candidate.is_file() and candidate != xml_path:
+            by_stem.setdefault(strip_extension(candidate.name), candidate)
+    for href in hrefs:
+        name = href.rsplit("/", 1)[-1]
+        if name in by_stem:
+            images[href] = by_stem[name].read_bytes()
+    return images
+
+
+@click.command("figures")
+@click.argument("file", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--jats", "jats_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A JATS XML file instead of a PDF; its images are looked up beside it.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Directory for the figure images and figures.json.")
+@click.option("--debug", is_flag=True,
+              help="Also write each page as PNG with figure (red) and caption (blue) boxes.")
+@click.option("--whole", is_flag=True, help="Keep multi-panel figures whole (no panel split).")
+@click.option("--time-limit", default=60.0, show_default=True, type=float,
+              help="Seconds allowed for one document.")
+@json_option
+def figures_cmd(file: Path | None, jats_file: Path | None, out_dir: Path, debug: bool,
+                whole: bool, time_limit: float, as_json: bool) -> None:
+    """Figures and captions of FILE (a PDF) or --jats FILE to DIR/figures.json.
+
+    Writes each figure, or each panel of a multi-panel figure, as an image file (original
+    embedded bytes when a figure is exactly one embedded image, otherwise lossless PNG) and
+    DIR/figures.json: a list of {file, page, bbox, label, panel, caption, panel_caption,
+    width, height, method}; bbox is [x0, y0, x1, y1] in PDF points from the top-left.
+    """
+    if (file is None) == (jats_file is None):
+        raise click.UsageError("give either FILE (a PDF) or --jats FILE")
+    from extract.jats import JatsError, figures_from_jats, parse_jats
+    from extract.pdf import PdfError, extract_figures
+
+    source = file or jats_file
+    data = source.read_bytes()
+    try:
+        if file is not None:
+            figures = extract_figures(data, split_panels=not whole, time_limit=time_limit)
+        else:
+            article = parse_jats(data)
+            hrefs = [h for f in article.figures for h in f.graphics]
+            figures = figures_from_jats(article, _jats_images(jats_file, hrefs),
+                                        split_panels=not whole)
+    except (PdfError, JatsError) as exc:
+        raise CxrbankError(f"{source.name}: {exc}") from None
+    out_dir.mkdir(parents=True, exist_ok=True)
+    records = []
+    for index, figure in enumerate(figures, start=1):
+        name = _file_name(index, figure)
+        (out_dir / name).write_bytes(figure.image)
+        records.append(figure.to_json(name))
+    (out_dir / "figures.json").write_text(
+        json.dumps(records, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
+    if debug and file is not None:
+        from extract.render import debug_pages
+
+        for page_no, png in debug_pages(data, figures):
+            (out_dir / f"debug-page-{page_no}.png").write_bytes(png)
+    if as_json:
+        emit_json(records)
+    else:
+        captioned = sum(1 for f in figures if f.label)
+        say(f"{source.name}: {len(figures)} figure images ({captioned} with captions) "
+            f"written to {out_dir}")
