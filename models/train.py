@@ -284,6 +284,7 @@ def train(
     if resume_state is not None:
         optimizer.load_state_dict(resume_state["optimizer"])
         scheduler.load_state_dict(resume_state["scheduler"])
+        scheduler.T_max = config.epochs  # a resumed run may be given more epochs
         start_epoch = int(resume_state["epoch"])
         best_score, best_epoch = float(resume_state["best_score"]), int(resume_state["best_epoch"])
         history = list(json.loads(resume_state["history"]))
@@ -306,12 +307,13 @@ def train(
     val_indices = list(torch.utils.data.DistributedSampler(
         val_set, num_replicas=world, rank=rank, shuffle=False
     ))
-    generator = torch.Generator().manual_seed(config.seed * 1000 + rank)
+    generator = torch.Generator()
     autocast = device.type == "cuda"
     stopped_early = False
     epoch = start_epoch
     for epoch in range(start_epoch, config.epochs):
         train_sampler.set_epoch(epoch)
+        generator.manual_seed((config.seed * 100_003 + epoch) * 1009 + rank)  # resumable
         order = list(train_sampler)
         model.train()
         started, seen, total_loss = time.perf_counter(), 0, 0.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -94,6 +95,8 @@ def train_cmd(
         result = train(config, log=say, progress=_progress)
     except (DataError, WeightsError, ValueError, OSError) as exc:
         raise CxrbankError(str(exc)) from exc
+    if os.environ.get("RANK", "0") != "0":
+        return  # under torchrun only rank 0 reports
     summary = {
         "out": str(result.out), "best_checkpoint": str(result.out / "best.pt"),
         "best_val_mean_auc": result.best_score, "best_epoch": result.best_epoch,
