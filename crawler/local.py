@@ -78,7 +78,7 @@ def ingest_file(root: Path, path: Path, kind: str, doi: str | None, force: bool)
         data = path.read_bytes()
     except (OSError, DocumentError) as exc:
         return Outcome(str(path), doi or "", ERROR, source=f"{kind} file", reason=f"{path}: {exc}")
-    paper = Paper(file_key(data), source=f"{kind} file")
+    paper = Paper(file_key(data), source=f"{kind} file", stem=path.stem)
     if doi:
         paper.doi = normalize_doi(doi)
     try:

@@ -19,10 +19,12 @@ CT_VIEWS = ("Axial", "Coronal")
 NOTES_CAPTION_CHARS = 700
 NOTES_CASE_CHARS = 700
 CASE_HEADING_RE = re.compile(
-    r"\b(case (?:presentation|report|description|history|summary|details)|clinical (?:presentation"
-    r"|history|course)|patient (?:presentation|history))\b",
+    r"\b(case (?:presentation|description|history|summary|details)|clinical (?:presentation"
+    r"|history|course)|patient (?:presentation|history)|case report)\b",
     re.IGNORECASE,
 )
+
+CAPTION_START_RE = re.compile(r"\b(?:Figure|Fig\.?)\s*\d+[A-Za-z]?\s*[.:|]", re.IGNORECASE)
 
 
 class DocumentError(ValueError):
@@ -40,6 +42,7 @@ class Paper:
     source: str = ""  # "europepmc", "unpaywall", …, or "pdf file" / "jats file"
     title: str = ""
     abstract: str = ""
+    stem: str = ""  # file-name stem for its images (default: from the DOI)
 
 
 @dataclass
@@ -137,17 +140,28 @@ def figure_name(figure: Any, index: int) -> str:
     return f"page {figure.page} image {index}"
 
 
-def case_excerpt(text: str, patient: str = "", limit: int = NOTES_CASE_CHARS) -> str:
-    """The part of the case text that describes the case (or that patient), trimmed."""
-    text = re.sub(r"\s+", " ", text or "").strip()
+def case_excerpt(body: str, abstract: str = "", patient: str = "",
+                 limit: int = NOTES_CASE_CHARS) -> str:
+    """The part of the paper that describes the case (or that patient), trimmed.
+
+    That patient's first mention, else the text after a "Case presentation"-like heading
+    (the earliest kind in CASE_HEADING_RE's order), else the abstract.
+    """
+    body = re.sub(r"\s+", " ", body or "").strip()
     start = -1
     if patient:
-        match = re.search(rf"\b{re.escape(patient)}\b", text, re.IGNORECASE)
+        match = re.search(rf"\b{re.escape(patient)}\b", body, re.IGNORECASE)
         start = match.start() if match else -1
     if start < 0:
-        match = CASE_HEADING_RE.search(text)
-        start = match.end() if match else 0
-    return trim_sentences(text[start:].lstrip(" :.-"), limit)
+        matches = [m for m in CASE_HEADING_RE.finditer(body)
+                   if not m.group(1).lower().startswith("case report")]
+        match = matches[0] if matches else None
+        start = match.end() if match else -1
+    if start < 0:
+        return trim_sentences(re.sub(r"\s+", " ", abstract or "").strip(), limit)
+    excerpt = body[start:].lstrip(" :.-")
+    caption = CAPTION_START_RE.search(excerpt)
+    return trim_sentences(excerpt[: caption.start()] if caption else excerpt, limit)
 
 
 def trim_sentences(text: str, limit: int) -> str:
@@ -162,10 +176,10 @@ def trim_sentences(text: str, limit: int) -> str:
     return cut.rsplit(" ", 1)[0] + " …"
 
 
-def clinical_notes(caption: str, case_text: str, patient: str) -> str:
+def clinical_notes(caption: str, body: str, abstract: str, patient: str) -> str:
     """Caption first, then the case description; each trimmed at a sentence end."""
     parts = [trim_sentences(re.sub(r"\s+", " ", caption or ""), NOTES_CAPTION_CHARS)]
-    excerpt = case_excerpt(case_text, patient)
+    excerpt = case_excerpt(body, abstract, patient)
     if excerpt and excerpt[:80] not in parts[0]:
         parts.append(excerpt)
     return " ".join(p for p in parts if p)
@@ -186,7 +200,7 @@ def _view(facts: Any, modality: str) -> str:
 
 
 def panel_row(paper: Paper, figure: Any, name: str, facts: Any, modality: str,
-              case_text: str) -> dict[str, str]:
+              body: str) -> dict[str, str]:
     """The row values of one kept panel (patientid, file fields and hashes come later)."""
     finding = getattr(facts, "finding", None) or "todo"
     patient = (getattr(facts, "patient", None) or "").strip()
@@ -201,7 +215,7 @@ def panel_row(paper: Paper, figure: Any, name: str, facts: Any, modality: str,
         "finding": finding,
         "modality": modality,
         "view": _view(facts, modality),
-        "clinical_notes": clinical_notes(caption, case_text, patient),
+        "clinical_notes": clinical_notes(caption, body, paper.abstract, patient),
     }
     for column in ("age", "sex", "offset", "survival", "intubated", "went_icu",
                    "needed_supplemental_O2", "temperature", "pO2_saturation",
@@ -221,7 +235,7 @@ def chest_panels(paper: Paper, figures: list[Any], body_text: str,
         from extract.imagetype import classify_image as classify
     case_text = "\n".join(t for t in (paper.title, paper.abstract, body_text) if t)
     result = PaperPanels(paper, figures=len(figures))
-    stem = safe_stem(paper.doi or paper.key.replace(":", "-"), limit=60)
+    stem = safe_stem(paper.stem or paper.doi or paper.key.replace(":", "-"), limit=60)
     for index, figure in enumerate(_one_per_figure(figures), start=1):
         image_type, score = classify(figure.image)
         if image_type not in CHEST_TYPES:
@@ -229,7 +243,7 @@ def chest_panels(paper: Paper, figures: list[Any], body_text: str,
         facts = facts_for_panel(figure.caption or "", figure.panel, case_text)
         modality = _modality(image_type, score, facts)
         name = figure_name(figure, index)
-        row = panel_row(paper, figure, name, facts, modality, case_text)
+        row = panel_row(paper, figure, name, facts, modality, body_text)
         patient = (getattr(facts, "patient", None) or "").strip().lower()
         result.panels.append(Panel(figure.image, f"{stem}-{name}", row, patient))
     return result
