@@ -68,16 +68,22 @@ def _check_bombs(doc: Any) -> None:
         declared = width[0] == "int" and height[0] == "int"
         if declared and int(width[1]) * int(height[1]) > MAX_IMAGE_PIXELS:
             raise PdfError(f"decompression bomb (image {width[1]}x{height[1]} px)")
-        if "FlateDecode" in filt:
-            raw = doc.xref_stream_raw(xref)
-            inflater = zlib.decompressobj()
-            try:
-                out = inflater.decompress(raw, MAX_STREAM_BYTES)
-            except zlib.error:
-                continue
-            if inflater.unconsumed_tail:
-                raise PdfError(f"decompression bomb (stream {xref} inflates past 256 MB)")
-            del out
+        if "FlateDecode" in filt and _inflated_size(doc.xref_stream_raw(xref)) > MAX_STREAM_BYTES:
+            raise PdfError(f"decompression bomb (stream {xref} inflates past "
+                           f"{MAX_STREAM_BYTES // 2**20} MB)")
+
+
+def _inflated_size(raw: bytes) -> int:
+    """Bytes a Flate stream inflates to, counted in chunks and stopped past MAX_STREAM_BYTES."""
+    inflater = zlib.decompressobj()
+    total, pending = 0, raw
+    try:
+        while pending and total <= MAX_STREAM_BYTES:
+            total += len(inflater.decompress(pending, 1 << 22))
+            pending = inflater.unconsumed_tail
+    except zlib.error:
+        return total
+    return total
 
 
 def page_texts(data: bytes) -> list[str]:
