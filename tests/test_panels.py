@@ -1,0 +1,63 @@
+"""extract.panels: grids cut on uniform gutters, panels mapped to caption parts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from extract.panels import find_grid, split_panels
+from tests.fixtures.casereport import composite_array, encode, radiograph_array
+
+FOUR = "Figure 5. Follow-up. (A) X-ray day 1. (B) CT day 1. (C) X-ray day 9. (D) CT day 9."
+
+
+@pytest.mark.parametrize("grid", [(1, 2), (2, 1), (2, 2), (1, 3), (3, 1), (2, 3)])
+def test_grid_of_panels_found_exactly(grid):
+    arr, boxes = composite_array(3, grid)
+    assert find_grid(arr) == boxes
+
+
+def test_panels_take_their_caption_parts_in_reading_order():
+    arr, boxes = composite_array(1, (2, 2))
+    panels = split_panels(arr, FOUR)
+    assert [p.letter for p in panels] == ["A", "B", "C", "D"]
+    assert [p.box for p in panels] == boxes
+    assert panels[1].caption == "CT day 1"
+
+
+def test_jpeg_bytes_with_compression_noise_still_split():
+    arr, boxes = composite_array(2, (1, 2))
+    panels = split_panels(encode(arr, "JPEG", quality=75), "Figure 1. (A) X-ray. (B) CT.")
+    assert len(panels) == 2
+    for panel, box in zip(panels, boxes, strict=True):
+        assert all(abs(a - b) <= 3 for a, b in zip(panel.box, box, strict=True))
+
+
+def test_black_gutters_split_too():
+    arr, boxes = composite_array(4, (1, 2))
+    arr[arr == 255] = 0
+    assert [p.box for p in split_panels(arr, "Figure 1. (A) X-ray. (B) CT.")] == boxes
+
+
+def test_not_cut_when_caption_names_no_panels():
+    arr, _ = composite_array(1, (1, 2))
+    assert split_panels(arr, "Figure 1. Radiographs on days 1 and 5.") == []
+    assert len(split_panels(arr, "Figure 1. Radiographs.", require_marks=False)) == 2
+
+
+def test_kept_whole_when_caption_and_grid_disagree():
+    arr, _ = composite_array(1, (1, 3))
+    assert split_panels(arr, "Figure 1. (A) X-ray. (B) CT.") == []
+
+
+def test_single_radiograph_is_one_panel():
+    assert split_panels(radiograph_array(0), "Figure 1. (A) X-ray. (B) CT.") == []
+    assert split_panels(radiograph_array(0), "", require_marks=False) == []
+
+
+def test_outer_white_margin_is_not_a_panel():
+    arr, boxes = composite_array(5, (1, 2))
+    padded = np.pad(arr, 30, constant_values=255)
+    panels = split_panels(padded, "Figure 1. (A) X-ray. (B) CT.")
+    assert len(panels) == 2
+    assert panels[0].box[0] <= 30 and panels[1].box[2] >= 30 + boxes[1][2]
