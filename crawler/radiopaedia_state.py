@@ -7,7 +7,7 @@ import datetime as dt
 import gzip
 import io
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from cxrbank.collection import Collection
@@ -38,9 +38,24 @@ def now() -> str:
 def connect(collection: Collection) -> sqlite3.Connection:
     """state.sqlite with the radiopaedia_ tables."""
     db = collection.state()
+    # WAL + NORMAL: a crash of the process loses nothing; a power cut may lose the last
+    # cases, which the next crawl then fetches again (images are deduplicated by hash).
+    db.execute("PRAGMA synchronous=NORMAL")
     for statement in SCHEMA:
         db.execute(statement)
     return db
+
+
+@contextlib.contextmanager
+def transaction(db: sqlite3.Connection) -> Iterator[None]:
+    """One write transaction (the connection is in autocommit mode otherwise)."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
 
 
 def known_by_url(db: sqlite3.Connection, url: str) -> KnownCase | None:

@@ -224,9 +224,10 @@ class RadiopaediaSpider(scrapy.Spider):
             return
         if card is not None and not case.author:
             case.author = card.author
-        state.remember_url(self.db, asked, case.rid, card.fingerprint() if card else None)
-        if case.url != asked:
-            state.remember_url(self.db, case.url, case.rid, None)
+        with state.transaction(self.db):
+            state.remember_url(self.db, asked, case.rid, card.fingerprint() if card else None)
+            if case.url != asked:
+                state.remember_url(self.db, case.url, case.rid, None)
         if case.rid in self.in_progress:
             self.report["aliases"] += 1
             return
@@ -402,10 +403,11 @@ class CollectionPipeline:
                 job.errors.append(f"rID {case.rid} image {image_id}: {reason}")
                 kind = "skipped"
             recorded.append((image_id, study_id, kind))
-        state.remember_images(spider.db, case.rid, recorded)
-        state.remember_case(
-            spider.db, case.rid, case.url, case.title, case.revisions, complete=not job.errors
-        )
+        with state.transaction(spider.db):
+            state.remember_images(spider.db, case.rid, recorded)
+            state.remember_case(
+                spider.db, case.rid, case.url, case.title, case.revisions, complete=not job.errors
+            )
         entry = {"rid": case.rid, "url": case.url, "images": len(result.added)}
         report["incomplete" if job.errors else job.status].append(entry)
         report["errors"].extend(job.errors)
