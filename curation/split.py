@@ -37,7 +37,8 @@ from cxrbank.schema import COLUMNS, canonical_finding, expand_labels, normalize_
 SPLITS = "splits"
 PARTITION_FILE = "partition.tsv"
 PARTITION_HEADER = ("filename", "patientid", "partition", "fold")
-SIZE_WEIGHT = 8.0  # how much more an equal image count per fold weighs than one label
+SIZE_WEIGHT = 32.0  # how much more equal images per fold weigh than one label's balance
+HEADCOUNT_WEIGHT = 8.0  # the same for equal patients per fold
 PATIENT_WEIGHT = 0.5  # how much balance over patients weighs beside balance over images
 RARE_WEIGHT = 0.01  # how much a rare label's relative spread weighs beside LD
 MAX_PASSES = 4  # improvement passes, fewer for large collections (PASS_BUDGET)
@@ -216,8 +217,8 @@ def dim_weights(counts: np.ndarray, base: np.ndarray) -> np.ndarray:
     A share dimension d (a label's images, say) deviates by U = p - P*s/S in a fold of s of
     the S images; then p/n - P/N = S*U/(n*N) ~ k*S*U/N**2, so d weighs (S/N_d**2)**2 (N_d
     floored at a tenth of S, for labels nearly everyone has), plus RARE_WEIGHT/T_d**2 so that
-    rare labels still reach every fold. Count dimensions (images, patients per fold) weigh
-    SIZE_WEIGHT (images) or 1 (patients) times the relative deviation from S/k.
+    rare labels still reach every fold. The count dimensions 0 and 1 (images and patients per
+    fold) weigh SIZE_WEIGHT and HEADCOUNT_WEIGHT times their relative deviation from S/k.
     """
     totals = counts.sum(axis=0)
     whole = np.where(base >= 0, totals[np.maximum(base, 0)], totals)
@@ -225,8 +226,7 @@ def dim_weights(counts: np.ndarray, base: np.ndarray) -> np.ndarray:
     weights = (whole / negatives**2) ** 2 + RARE_WEIGHT / np.maximum(totals, 1.0) ** 2
     count_dims = base < 0
     weights[count_dims] = 1.0 / np.maximum(totals[count_dims], 1.0) ** 2
-    if len(weights):
-        weights[0] *= SIZE_WEIGHT
+    weights[:2] *= (SIZE_WEIGHT, HEADCOUNT_WEIGHT)[: len(weights)]
     weights[base > 0] *= PATIENT_WEIGHT
     weights[totals == 0] = 0.0
     return weights
@@ -417,8 +417,8 @@ def balance_document(split: Split, digest: str) -> dict:
     }
 
 
-def write_split(root: Path, split: Split) -> str:
-    """Write splits/{counts,labels}.tsv, balance.json, then partition.tsv; return its hash."""
+def write_split(root: Path, split: Split) -> dict:
+    """Write splits/{counts,labels}.tsv, balance.json, then partition.tsv; return balance.json."""
     folder = Path(root) / SPLITS
     data = partition_bytes(split)
     digest = hashlib.sha256(data).hexdigest()
@@ -429,7 +429,7 @@ def write_split(root: Path, split: Split) -> str:
     text = json.dumps(document, indent=2, default=_json_number) + "\n"
     atomic_write_bytes(folder / "balance.json", text.encode("utf-8"))
     atomic_write_bytes(folder / PARTITION_FILE, data)
-    return digest
+    return document
 
 
 def _json_number(value: object) -> object:
@@ -440,8 +440,13 @@ def _json_number(value: object) -> object:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
-def split_collection(root: Path | str, settings: SplitSettings, rebalance: bool = False) -> tuple[Split, str]:
-    """Split a collection's rows, keeping a previous split's patients; write splits/."""
+def split_collection(
+    root: Path | str, settings: SplitSettings, rebalance: bool = False
+) -> tuple[Split, dict]:
+    """Split a collection's rows, keeping a previous split's patients; write splits/.
+
+    Returns the split and the balance.json document written beside partition.tsv.
+    """
     collection = Collection.open(root)
     path = collection.root / SPLITS / PARTITION_FILE
     previous: dict[str, tuple[str, int]] = {}
