@@ -6,12 +6,14 @@ import contextlib
 import datetime as dt
 import gzip
 import io
+import re
 import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from cxrbank.collection import Collection
 
+_RID_IN_NOTES = re.compile(r"\brID:?\s*(\d+)")
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS radiopaedia_cases (rid TEXT PRIMARY KEY, url TEXT NOT NULL,"
     " title TEXT, revisions INTEGER, complete INTEGER NOT NULL DEFAULT 0, checked TEXT NOT NULL)",
@@ -114,6 +116,48 @@ def remember_images(
         " VALUES (?, ?, ?, ?, ?)",
         [(image_id, rid, study_id, kind, stamp) for image_id, study_id, kind in images],
     )
+
+
+def adopt_rows(db: sqlite3.Connection, collection: Collection) -> None:
+    """Learn the Radiopaedia cases metadata.csv already holds, so that a lost state.sqlite or
+    rows imported from upstream never bring a case in twice or under a second patient id.
+
+    Crawled rows give rID/study/image; other rows give the rID of their credit line. Known
+    keys are never overwritten: the first patient id seen for an rID stays its id.
+    """
+    stamp = "1970-01-01T00:00:00+00:00"  # never checked: fetched once at the next listing
+    with transaction(db):
+        for row in collection.read_rows():
+            parts = row.get("source_id", "").split("/")
+            if row.get("source") == "radiopaedia" and len(parts) == 3 and parts[0].isdigit():
+                rid, study_id, image_id = parts
+            else:
+                text = f"{row.get('url', '')} {row.get('other_notes', '')}"
+                match = _RID_IN_NOTES.search(text) if "radiopaedia" in text.lower() else None
+                if not match:
+                    continue
+                rid, study_id, image_id = match.group(1), "", ""
+            if row.get("patientid"):
+                db.execute(
+                    "INSERT OR IGNORE INTO patients (key, patientid, created) VALUES (?, ?, ?)",
+                    (f"radiopaedia:{rid}", row["patientid"], now()),
+                )
+            if image_id:
+                kind = "ct" if row.get("modality") == "CT" else "xray"
+                db.execute(
+                    "INSERT OR IGNORE INTO radiopaedia_images (image_id, rid, study_id, kind,"
+                    " added) VALUES (?, ?, ?, ?, ?)", (image_id, rid, study_id, kind, stamp),
+                )
+            url = row.get("url", "")
+            if "/cases/" in url:
+                db.execute(
+                    "INSERT OR IGNORE INTO radiopaedia_urls (url, rid, fingerprint, seen)"
+                    " VALUES (?, ?, NULL, ?)", (url.split("?")[0].rstrip("/"), rid, stamp),
+                )
+            db.execute(
+                "INSERT OR IGNORE INTO radiopaedia_cases (rid, url, title, revisions, complete,"
+                " checked) VALUES (?, ?, NULL, NULL, 1, ?)", (rid, url, stamp),
+            )
 
 
 def is_fresh(checked: str, recheck_days: float) -> bool:

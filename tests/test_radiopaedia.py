@@ -34,7 +34,14 @@ from crawler.radiopaedia import (
 from crawler.radiopaedia_rows import LICENSE, finding_of, view_of
 from crawler.spiders.radiopaedia import spider_settings
 from cxrbank.cli import main
-from tests.fixtures.radiopaedia_site import CHALLENGE_HTML, FakeRadiopaedia, build_site, make_cases
+from cxrbank.collection import Collection, NewImage
+from tests.fixtures.radiopaedia_site import (
+    CHALLENGE_HTML,
+    FakeRadiopaedia,
+    build_site,
+    make_cases,
+    png,
+)
 
 BASE = "http://127.0.0.1:9"
 FAST = ["-s", "CONCURRENT_REQUESTS_PER_DOMAIN=4"]
@@ -365,6 +372,39 @@ def test_crawl_killed_midway_resumes_without_duplicates(web, tmp_path):
     assert len(rows) == 12 * 2 + 3 == kept + report["images_added"]
     assert len({r["source_id"] for r in rows}) == len(rows)
     assert len(report["new"]) + report["unchanged"] == 12
+
+
+def test_lost_state_is_rebuilt_from_metadata_without_new_patients(web, tmp_path):
+    build_site(web, count=6, faults=False)
+    assert crawl(web, tmp_path)[0] == 0
+    patients = {r["source_id"]: r["patientid"] for r in read_rows(tmp_path)}
+    (tmp_path / ".cxrbank" / "state.sqlite").unlink()
+    for extra in (tmp_path / ".cxrbank").glob("state.sqlite-*"):
+        extra.unlink()
+    before = len(web.requests)
+    code, report, _ = crawl(web, tmp_path)
+    assert code == 0
+    assert report["images_added"] == 0 and report["unchanged"] == 6 and report["new"] == []
+    assert not any(p.startswith("/static/") for p in site_requests(web, before))
+    assert {r["source_id"]: r["patientid"] for r in read_rows(tmp_path)} == patients
+
+
+def test_upstream_row_of_a_case_keeps_its_patient_id(web, tmp_path):
+    site = build_site(web, count=3, faults=False)
+    collection = Collection.create(tmp_path)
+    collection.add_images([NewImage(png(424242), "covid-19-pneumonia-1-PA", {
+        "patientid": "446", "finding": "Pneumonia/Viral/COVID-19", "source": "upstream",
+        "url": "https://radiopaedia.org/cases/covid-19-pneumonia-1",
+        "other_notes": "Case courtesy of Dr Author 1, Radiopaedia.org, rID: 70001",
+    })])
+    code, report, _ = crawl(web, tmp_path)
+    assert code == 0
+    assert [c["rid"] for c in report["updated"]] == ["70001"] and len(report["new"]) == 2
+    crawled = [r for r in read_rows(tmp_path) if r["source_id"].startswith("70001/")]
+    assert len(crawled) == len(site.cases[1].studies[0].images)
+    assert {r["patientid"] for r in crawled} == {"446"}
+    others = {r["patientid"] for r in read_rows(tmp_path) if r["source"] == "radiopaedia"}
+    assert len(others) == 3
 
 
 def test_single_case_urls_and_modality(web, tmp_path):

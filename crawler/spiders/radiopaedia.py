@@ -154,6 +154,7 @@ class RadiopaediaSpider(scrapy.Spider):
             self.report["stopped"] = "terms not accepted"
             return
         self.db = state.connect(self.collection)
+        state.adopt_rows(self.db, self.collection)
         if self.case_urls:
             for url in self.case_urls:
                 if url not in self.seen_urls:
@@ -409,6 +410,11 @@ class CollectionPipeline:
                 spider.db, case.rid, case.url, case.title, case.revisions, complete=not job.errors
             )
         entry = {"rid": case.rid, "url": case.url, "images": len(result.added)}
-        report["incomplete" if job.errors else job.status].append(entry)
+        if job.errors:
+            report["incomplete"].append(entry)
+        elif job.status == "updated" and not result.added:
+            report["unchanged"] += 1  # read again, nothing new in it
+        else:
+            report[job.status].append(entry)
         report["errors"].extend(job.errors)
         return {"rid": case.rid, "status": job.status, "images": len(result.added)}
