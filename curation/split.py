@@ -194,12 +194,15 @@ def patient_table(rows: list[dict[str, str]], settings: SplitSettings) -> Patien
     counts = np.zeros((len(ids), len(dims)))
     np.add.at(counts[:, 0], image_patient, 1.0)
     counts[:, 1] = 1.0
-    np.add.at(counts, (image_patient[strata_rows], strata_cols), 1.0)
+    strata_rows_at = np.asarray(strata_rows, dtype=np.int64)
+    np.add.at(counts, (image_patient[strata_rows_at], np.asarray(strata_cols, dtype=np.int64)), 1.0)
     if with_findings and label_names:
         q = len(label_names)
         np.add.at(counts, (image_patient[label_rows], np.asarray(label_cols, dtype=int) + 2), 1.0)
         counts[:, 2 + q : 2 + 2 * q] = counts[:, 2 : 2 + q] > 0
-    sex_codes = np.array([{"M": 0, "F": 1}.get((r.get("sex") or "").strip().upper()[:1], 2) for r in rows])
+    sex_codes = np.array(
+        [{"M": 0, "F": 1}.get((r.get("sex") or "").strip().upper()[:1], 2) for r in rows], dtype=np.int64
+    )
     by_sex = np.zeros((len(ids), 3))
     np.add.at(by_sex, (image_patient, sex_codes), 1.0)
     sex = np.where(by_sex[:, 1] >= np.maximum(by_sex[:, 0], 1), "F", np.where(by_sex[:, 0] > 0, "M", ""))
@@ -350,6 +353,8 @@ def split_rows(
 ) -> Split:
     """Split rows by patient; patients in `previous` keep their fold unless rebalancing."""
     selected, problems = select_rows(rows, settings)
+    if not selected:
+        raise SplitError("no rows to split (check --views and --modality)")
     table = patient_table(selected, settings)
     previous = previous or {}
     fold_partition = settings.fold_partition()
@@ -455,8 +460,6 @@ def split_collection(
         previous, merged = previous_assignment(read_partition(path))
     split = split_rows(collection.read_rows(), settings, previous, rebalance)
     split.moved["merged"] = merged
-    if not split.table.ids:
-        raise SplitError("no rows to split (check --views and --modality)")
     return split, write_split(collection.root, split)
 
 
