@@ -93,7 +93,13 @@ def ingest_file(root: Path, path: Path, kind: str, doi: str | None, force: bool)
     previous = previous_outcome(collection, paper.key)
     if is_done(previous) and not force:
         return skipped(previous)
-    return store_panels(collection, chest_panels(paper, figures, text))
+    try:
+        panels = chest_panels(paper, figures, text)
+    except Exception as exc:  # an extractor bug: one clear line, recorded, nothing lost
+        outcome = Outcome(paper.key, paper.doi, ERROR, source=paper.source,
+                          reason=f"{path.name}: extraction failed: {type(exc).__name__}: {exc}")
+        return record_outcome(collection, outcome)
+    return store_panels(collection, panels)
 
 
 def _read(path: Path, data: bytes, kind: str, paper: Paper) -> tuple[list[Any], str]:

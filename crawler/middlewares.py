@@ -204,6 +204,7 @@ class HostRateLimitMiddleware:
     def __init__(self, crawler: Crawler) -> None:
         self.crawler = crawler
         self.pacer = host_pacer(crawler)
+        self.obey = crawler.settings.getbool("CXRBANK_OBEY_RATE_HEADERS", True)
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> HostRateLimitMiddleware:
@@ -213,6 +214,8 @@ class HostRateLimitMiddleware:
         await self.pacer.wait(urlsplit(request.url).hostname or "")
 
     def process_response(self, request: Request, response: Response) -> Response:
+        if not self.obey:
+            return response
         headers = _text_headers(response)
         host = urlsplit(request.url).hostname or ""
         interval = rate_limit_interval(headers)

@@ -237,7 +237,10 @@ def chest_panels(paper: Paper, figures: list[Any], body_text: str,
     result = PaperPanels(paper, figures=len(figures))
     stem = safe_stem(paper.stem or paper.doi or paper.key.replace(":", "-"), limit=60)
     for index, figure in enumerate(_one_per_figure(figures), start=1):
-        image_type, score = classify(figure.image)
+        try:
+            image_type, score = classify(figure.image)
+        except ValueError:  # extract.imagetype.ImageTypeError: an undecodable image
+            continue
         if image_type not in CHEST_TYPES:
             continue
         facts = facts_for_panel(figure.caption or "", figure.panel, case_text)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from crawler.paper_rows import PaperPanels
-from crawler.state import ADDED, ERROR, NO_FULL_TEXT, NO_RADIOGRAPHS, Outcome, record_outcome
+from crawler.state import ADDED, ERROR, NO_FULL_TEXT, NO_RADIOGRAPHS, Outcome, record_outcomes
 from cxrbank.collection import Collection, NewImage
 
 
@@ -15,58 +16,94 @@ def patient_key(panels: PaperPanels, patient: str) -> str:
     return f"{base}:{patient or 'patient'}"
 
 
+def store_papers(collection: Collection, papers: list[PaperPanels]) -> list[Outcome]:
+    """Add papers' chest panels in one `add_images` call; record and return their outcomes."""
+    outcomes: list[Outcome] = []
+    items: list[NewImage] = []
+    owner: dict[str, Outcome] = {}  # image name / source_id -> its paper's outcome
+    for panels in papers:
+        paper = panels.paper
+        outcome = Outcome(paper.key, paper.doi, ADDED, 0, paper.source, paper.url)
+        outcomes.append(outcome)
+        if not panels.panels:
+            outcome.outcome = NO_RADIOGRAPHS
+            outcome.reason = f"{panels.figures} figure(s), none an X-ray or CT"
+            continue
+        ids: dict[str, str] = {}
+        for panel in panels.panels:
+            if panel.patient not in ids:
+                ids[panel.patient] = collection.patient_id(patient_key(panels, panel.patient))
+            row = {**panel.row, "patientid": ids[panel.patient]}
+            items.append(NewImage(panel.data, panel.name, row))
+            owner[panel.name] = owner[row["source_id"]] = outcome
+    result = collection.add_images(items) if items else None
+    skipped: dict[int, list[str]] = {}
+    for row in result.added if result else []:
+        owner[row["source_id"]].added += 1
+    for name, reason in result.skipped if result else []:
+        skipped.setdefault(id(owner[name]), []).append(reason.split(" as ")[0])
+    for outcome in outcomes:
+        reasons = skipped.get(id(outcome))
+        if reasons:
+            outcome.reason = f"{len(reasons)} skipped ({'; '.join(sorted(set(reasons)))})"
+    return record_outcomes(collection, outcomes)
+
+
 def store_panels(collection: Collection, panels: PaperPanels) -> Outcome:
-    """Add a paper's chest panels to the collection and record its outcome."""
-    paper = panels.paper
-    outcome = Outcome(paper.key, paper.doi, ADDED, 0, paper.source, paper.url)
-    if not panels.panels:
-        outcome.outcome = NO_RADIOGRAPHS
-        outcome.reason = f"{panels.figures} figure(s), none an X-ray or CT"
-        return record_outcome(collection, outcome)
-    ids: dict[str, str] = {}
-    items = []
-    for panel in panels.panels:
-        if panel.patient not in ids:
-            ids[panel.patient] = collection.patient_id(patient_key(panels, panel.patient))
-        items.append(NewImage(panel.data, panel.name, {**panel.row, "patientid": ids[panel.patient]}))
-    result = collection.add_images(items)
-    outcome.added = len(result.added)
-    if result.skipped:
-        reasons = sorted({reason.split(" as ")[0] for _, reason in result.skipped})
-        outcome.reason = f"{len(result.skipped)} skipped ({'; '.join(reasons)})"
-    return record_outcome(collection, outcome)
-
-
-def store_failure(collection: Collection, outcome: Outcome) -> Outcome:
-    """Record a paper that yielded no document (no open full text, or an error)."""
-    if outcome.outcome not in (NO_FULL_TEXT, ERROR):
-        raise ValueError(f"not a failure outcome: {outcome.outcome}")
-    return record_outcome(collection, outcome)
+    """Add one paper's chest panels to the collection and record its outcome."""
+    return store_papers(collection, [panels])[0]
 
 
 class IngestPipeline:
-    """Scrapy item pipeline: `{"panels": PaperPanels}` or `{"outcome": Outcome}` items."""
+    """Scrapy item pipeline: `{"panels": PaperPanels}` or `{"outcome": Outcome}` items.
 
-    def __init__(self, root: str) -> None:
+    Papers are written in batches (CXRBANK_WRITE_BATCH papers, and at the end): one
+    metadata.csv rewrite and one state transaction per batch. A paper's outcome is recorded
+    only after its rows are written, so a crash redoes the unwritten papers next time.
+    """
+
+    def __init__(self, root: str, batch: int = 8, stats: Any = None) -> None:
         self.collection = Collection.create(root)
         self.outcomes: list[Outcome] = []
+        self.batch = max(1, batch)
+        self.pending: list[PaperPanels] = []
+        self.failures: list[Outcome] = []
+        self.stats = stats
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> IngestPipeline:
-        pipeline = cls(crawler.settings.get("CXRBANK_ROOT") or ".")
+        settings = crawler.settings
+        pipeline = cls(settings.get("CXRBANK_ROOT") or ".",
+                       settings.getint("CXRBANK_WRITE_BATCH", 8), crawler.stats)
         crawler.cxrbank_outcomes = pipeline.outcomes
         return pipeline
 
     def process_item(self, item: dict[str, Any]) -> dict[str, Any]:
         if "panels" in item:
-            try:
-                outcome = store_panels(self.collection, item["panels"])
-            except Exception as exc:  # one paper's failure must not stop the others
-                paper = item["panels"].paper
-                outcome = store_failure(self.collection, Outcome(
-                    paper.key, paper.doi, ERROR, 0, paper.source, paper.url,
-                    f"could not store: {exc}"))
+            self.pending.append(item["panels"])
         else:
-            outcome = store_failure(self.collection, item["outcome"])
-        self.outcomes.append(outcome)
-        return {"outcome": outcome.to_dict()}
+            outcome = item["outcome"]
+            if outcome.outcome not in (NO_FULL_TEXT, ERROR):
+                raise ValueError(f"not a failure outcome: {outcome.outcome}")
+            self.failures.append(outcome)
+        if len(self.pending) + len(self.failures) >= self.batch:
+            self.flush()
+        return item
+
+    def close_spider(self) -> None:
+        self.flush()
+
+    def flush(self) -> None:
+        start = time.perf_counter()
+        pending, self.pending = self.pending, []
+        failures, self.failures = self.failures, []
+        if pending:
+            try:
+                self.outcomes += store_papers(self.collection, pending)
+            except Exception as exc:  # a write failure fails these papers, not the crawl
+                failures += [Outcome(p.paper.key, p.paper.doi, ERROR, 0, p.paper.source,
+                                     p.paper.url, f"could not store: {exc}") for p in pending]
+        if failures:
+            self.outcomes += record_outcomes(self.collection, failures)
+        if self.stats is not None:
+            self.stats.inc_value("cxrbank/store_wall_s", time.perf_counter() - start)

@@ -38,7 +38,7 @@ def crawl_in_this_process(spider_cls: type, settings: dict[str, Any], **kwargs: 
     from scrapy import signals  # scrapy only where a crawl runs
     from scrapy.crawler import AsyncCrawlerProcess
 
-    process = AsyncCrawlerProcess(settings, install_root_handler=True)
+    process = AsyncCrawlerProcess(settings)
     crawler = process.create_crawler(spider_cls)
     errors: list[str] = []
 

@@ -104,6 +104,8 @@ def crawl_settings(contact: str, overrides: Mapping[str, Any] | None = None) -> 
         "CXRBANK_RETRY_BACKOFF_BASE": 2.0,
         "CXRBANK_RETRY_BACKOFF_MAX": 60.0,
         "CXRBANK_RETRY_AFTER_MAX": 300.0,
+        "CXRBANK_OBEY_RATE_HEADERS": True,  # x-rate-limit-*, x-concurrency-limit
+        "CXRBANK_INGEST_CONCURRENCY": 4,  # papers resolved and downloaded at once
         "TELNETCONSOLE_ENABLED": False,
         "REMOTE_CONTROL_ENABLED": False,
         "EXTENSIONS": {
@@ -119,6 +121,7 @@ def crawl_settings(contact: str, overrides: Mapping[str, Any] | None = None) -> 
         "TWISTED_DNS_RESOLVER": f"{MIDDLEWARES}.GuardedResolver",
         "DNSCACHE_ENABLED": True,
         "LOG_LEVEL": "WARNING",
+        "LOG_INSTALL_ROOT_HANDLER": True,
     }
     settings.update(base_urls(overrides))
     settings.update(overrides)

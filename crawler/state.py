@@ -49,19 +49,28 @@ def _connect(collection: Collection):
     return contextlib.closing(db)
 
 
-def record_outcome(collection: Collection, outcome: Outcome) -> Outcome:
-    """Store (replace) a paper's outcome, stamped now."""
-    if outcome.outcome not in OUTCOMES:
-        raise ValueError(f"unknown outcome {outcome.outcome!r}")
-    outcome.at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+def record_outcomes(collection: Collection, outcomes: list[Outcome]) -> list[Outcome]:
+    """Store (replace) papers' outcomes, stamped now, in one transaction."""
+    now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    for outcome in outcomes:
+        if outcome.outcome not in OUTCOMES:
+            raise ValueError(f"unknown outcome {outcome.outcome!r}")
+        outcome.at = now
     with _connect(collection) as db:
-        db.execute(
+        db.execute("BEGIN IMMEDIATE")
+        db.executemany(
             "INSERT OR REPLACE INTO ingest_papers (key, doi, outcome, added, source, url, reason,"
             " at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (outcome.key, outcome.doi, outcome.outcome, outcome.added, outcome.source,
-             outcome.url, outcome.reason[:500], outcome.at),
+            [(o.key, o.doi, o.outcome, o.added, o.source, o.url, o.reason[:500], o.at)
+             for o in outcomes],
         )
-    return outcome
+        db.execute("COMMIT")
+    return outcomes
+
+
+def record_outcome(collection: Collection, outcome: Outcome) -> Outcome:
+    """Store (replace) one paper's outcome, stamped now."""
+    return record_outcomes(collection, [outcome])[0]
 
 
 def previous_outcome(collection: Collection, key: str) -> Outcome | None:

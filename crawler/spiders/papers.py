@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -164,6 +165,7 @@ class PapersSpider(scrapy.Spider):
             return None
         kind = sniff_document(response.body)
         paper.source, paper.license = candidate.source, candidate.license or paper.license
+        clock = (time.perf_counter(), time.process_time())
         try:
             if kind == "pdf":
                 figures, text = read_pdf(response.body)
@@ -182,10 +184,20 @@ class PapersSpider(scrapy.Spider):
             attempt.reasons.append(f"{candidate.source}: {exc}")
             attempt.broken = True
             return None
+        finally:
+            self.count_extraction(*clock)
+        clock = (time.perf_counter(), time.process_time())
         self.crawler.stats.inc_value(f"cxrbank/document/{kind}")
         panels = chest_panels(paper, figures, text)
         panels.paper.source = candidate.source
+        self.count_extraction(*clock)
         return panels
+
+    def count_extraction(self, wall_start: float, cpu_start: float) -> None:
+        """Add time spent extracting (not downloading) to the crawl's stats."""
+        stats = self.crawler.stats
+        stats.inc_value("cxrbank/extract_wall_s", time.perf_counter() - wall_start)
+        stats.inc_value("cxrbank/extract_cpu_s", time.process_time() - cpu_start)
 
     async def jats_figures(self, data: bytes, candidate: resolve.Candidate) -> tuple[list, str]:
         article, hrefs = jats_figure_hrefs(data)
