@@ -306,11 +306,15 @@ def iterate_batches(dataset: CxrDataset, order: Sequence[int], batch_size: int) 
 
 def to_input(images: torch.Tensor, normalization: str = "unit") -> torch.Tensor:
     """uint8 pixels -> float input: [-1, 1] ("unit") or torchxrayvision's [-1024, 1024] ("xrv")."""
-    x = images.float() / 255.0
+    return normalize(images.float().div_(255.0), normalization)
+
+
+def normalize(x: torch.Tensor, normalization: str = "unit") -> torch.Tensor:
+    """[0, 1] pixels -> the network's input range, in place (one pass, no new allocation)."""
     if normalization == "xrv":
-        return x * 2048.0 - 1024.0
+        return x.mul_(2048.0).sub_(1024.0)
     if normalization == "unit":
-        return x * 2.0 - 1.0
+        return x.mul_(2.0).sub_(1.0)
     raise ValueError(f"unknown normalization {normalization!r}")
 
 

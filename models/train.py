@@ -31,6 +31,7 @@ from models.data import (
     DataError,
     iterate_batches,
     label_vocabulary,
+    normalize,
     prepare_dataset,
     random_affine,
     read_partition,
@@ -382,10 +383,10 @@ def _train_batches(
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """Training batches on the device: uint8 moved once, augmented and normalised there."""
     for images, targets, known, _ in iterate_batches(dataset, order, config.batch_size):
-        x = images.to(device, non_blocking=True).float() / 255.0
+        x = images.to(device, non_blocking=True).float().div_(255.0)
         if config.augment:
             x = random_affine(x, generator=generator)
-        x = x * 2048.0 - 1024.0 if config.normalization == "xrv" else x * 2.0 - 1.0
+        x = normalize(x, config.normalization)
         if device.type == "cuda":
             x = x.contiguous(memory_format=torch.channels_last)
         yield x, targets.to(device, non_blocking=True), known.to(device, non_blocking=True)
