@@ -90,6 +90,7 @@ class UrlGuardMiddleware:
 
     def __init__(self, allowed: set[str]) -> None:
         self.allowed = allowed
+        self.checked: set[str] = set()  # hostnames already seen resolving to public addresses
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> UrlGuardMiddleware:
@@ -99,10 +100,13 @@ class UrlGuardMiddleware:
         host = check_url(request.url, self.allowed)
         if host in self.allowed:
             return
+        if host in self.checked:
+            return
         try:
             ipaddress.ip_address(host)
         except ValueError:
             await resolve_public(host)
+            self.checked.add(host)
 
 
 class GuardedResolver(CachingThreadedResolver):

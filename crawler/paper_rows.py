@@ -43,6 +43,7 @@ class Paper:
     title: str = ""
     abstract: str = ""
     stem: str = ""  # file-name stem for its images (default: from the DOI)
+    fulltext_url: str = ""  # where the full text was downloaded from
 
 
 @dataclass

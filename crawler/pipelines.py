@@ -23,7 +23,8 @@ def store_papers(collection: Collection, papers: list[PaperPanels]) -> list[Outc
     owner: dict[str, Outcome] = {}  # image name / source_id -> its paper's outcome
     for panels in papers:
         paper = panels.paper
-        outcome = Outcome(paper.key, paper.doi, ADDED, 0, paper.source, paper.url)
+        outcome = Outcome(paper.key, paper.doi, ADDED, 0, paper.source,
+                          paper.fulltext_url or paper.url)
         outcomes.append(outcome)
         if not panels.panels:
             outcome.outcome = NO_RADIOGRAPHS

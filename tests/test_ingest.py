@@ -29,6 +29,7 @@ BUSY_DOI = "10.5555/case.busy5"
 HTML_DOI = "10.5555/case.html6"
 TRUNCATED_DOI = "10.5555/case.truncated7"
 PRIVATE_DOI = "10.5555/case.private8"
+LANDING_DOI = "10.5555/case.landing9"
 
 CASE = ("Case presentation. A 61-year-old woman presented with fever and cough for 5 days. "
         "RT-PCR was positive for SARS-CoV-2 and she was treated for COVID-19 pneumonia.")
@@ -104,10 +105,14 @@ def serve_all_cases(s: sw.ScholarlyWeb) -> None:
     # 8. the PDF URL redirects to a link-local (cloud metadata) address
     s.add_unpaywall(PRIVATE_DOI, sw.unpaywall(PRIVATE_DOI, [(s.url("/files/priv8.pdf"), "cc-by")]))
     s.add_file("/files/priv8.pdf", Page(b"", 302, {"Location": "http://169.254.169.254/x.pdf"}))
+    # 9. no service names a PDF, but the landing page's citation_pdf_url does
+    s.add_crossref(LANDING_DOI, sw.crossref(LANDING_DOI, CC_BY))
+    s.add_landing(LANDING_DOI, s.url("/articles/landing9/pdf"))
+    s.add_file("/articles/landing9/pdf", sw.case_pdf(seed=91))
 
 
 ALL_DOIS = [JATS_DOI, PDF_DOI, CLOSED_DOI, MISSING_DOI, BUSY_DOI, HTML_DOI, TRUNCATED_DOI,
-            PRIVATE_DOI]
+            PRIVATE_DOI, LANDING_DOI]
 
 
 def test_ingest_by_doi_handles_every_case_and_keeps_exactly_the_chest_rows(scholarly, tmp_path):
@@ -121,9 +126,10 @@ def test_ingest_by_doi_handles_every_case_and_keeps_exactly_the_chest_rows(schol
     assert outcome == {
         JATS_DOI: ("added", 2), PDF_DOI: ("added", 2), CLOSED_DOI: ("no open full text", 0),
         MISSING_DOI: ("error", 0), BUSY_DOI: ("added", 2), HTML_DOI: ("no open full text", 0),
-        TRUNCATED_DOI: ("error", 0), PRIVATE_DOI: ("error", 0)}
+        TRUNCATED_DOI: ("error", 0), PRIVATE_DOI: ("error", 0), LANDING_DOI: ("added", 2)}
     assert papers[JATS_DOI]["source"] == "europepmc"
     assert papers[PDF_DOI]["source"] == "unpaywall"
+    assert papers[LANDING_DOI]["source"] == "landing"
     assert "not found" in papers[MISSING_DOI]["reason"]
     assert "HTML" in papers[HTML_DOI]["reason"]
     assert "PDF" in papers[TRUNCATED_DOI]["reason"]
@@ -139,7 +145,8 @@ def test_ingest_by_doi_handles_every_case_and_keeps_exactly_the_chest_rows(schol
     assert sorted((r["doi"], r["figure"], r["modality"]) for r in rows) == sorted([
         (PDF_DOI, "Figure 1A", "X-ray"), (PDF_DOI, "Figure 1B", "CT"),
         (JATS_DOI, "Figure 1", "X-ray"), (JATS_DOI, "Figure 2", "CT"),
-        (BUSY_DOI, "Figure 1A", "X-ray"), (BUSY_DOI, "Figure 1B", "CT")])
+        (BUSY_DOI, "Figure 1A", "X-ray"), (BUSY_DOI, "Figure 1B", "CT"),
+        (LANDING_DOI, "Figure 1A", "X-ray"), (LANDING_DOI, "Figure 1B", "CT")])
     for row in rows:
         assert row["source"] == "paper"
         assert row["url"] == f"https://doi.org/{row['doi']}"
@@ -152,7 +159,8 @@ def test_ingest_by_doi_handles_every_case_and_keeps_exactly_the_chest_rows(schol
     assert by_doi[PDF_DOI]["license"] == "CC BY-NC"
     patients = {doi: {r["patientid"] for r in rows if r["doi"] == doi} for doi in by_doi}
     assert all(len(ids) == 1 for ids in patients.values())
-    assert len({next(iter(ids)) for ids in patients.values()}) == 3
+    assert len({next(iter(ids)) for ids in patients.values()}) == 4
+    assert by_doi[LANDING_DOI]["license"] == "CC BY 4.0"
     jats_ct = next(r for r in rows if r["doi"] == JATS_DOI and r["modality"] == "CT")
     assert jats_ct["finding"] == "Pneumonia/Viral/COVID-19"
     assert jats_ct["age"] == "61" and jats_ct["sex"] == "F"
@@ -221,7 +229,7 @@ def test_local_jats_reads_figure_files_beside_it(tmp_path):
         [("Figure 1", "PA chest radiograph.", "fig1"), ("Figure 2", "Axial CT.", "fig2")]))
     (folder / "fig1.jpg").write_bytes(example.radiograph_like(seed=91))
     (folder / "fig2.png").write_bytes(example.ct_like(seed=92))  # a JPEG named .png
-    code, out, err = run("ingest", "--jats", str(folder / "article.nxml"),
+    code, _, err = run("ingest", "--jats", str(folder / "article.nxml"),
                          "--root", str(tmp_path / "c"))
     assert code == 0, err
     rows = Collection.open(tmp_path / "c").read_rows()

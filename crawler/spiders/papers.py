@@ -134,14 +134,18 @@ class PapersSpider(scrapy.Spider):
         candidates = resolve.order_candidates(lookups)
         license_ = next((c.license for c in candidates if c.license), "") or next(
             (lk.license for lk in lookups if lk.license), "")
-        if not candidates:
-            landing = await self.landing_candidate(doi, license_)
-            candidates = [landing] if landing else []
         paper = Paper(doi, doi, f"{CANONICAL_DOI_URL}/{doi}", license_, title=title,
                       abstract=abstract)
         attempt = Attempt()
         tried: set[str] = set()
-        while candidates and len(tried) < MAX_CANDIDATES:
+        landing_tried = False
+        while len(tried) < MAX_CANDIDATES:
+            if not candidates and not landing_tried:
+                landing_tried = True  # last resort: the landing page's citation_pdf_url
+                landing = await self.landing_candidate(doi, license_)
+                candidates = [landing] if landing else []
+            if not candidates:
+                break
             candidate = candidates.pop(0)
             if candidate.url in tried:
                 continue
@@ -188,8 +192,8 @@ class PapersSpider(scrapy.Spider):
             self.count_extraction(*clock)
         clock = (time.perf_counter(), time.process_time())
         self.crawler.stats.inc_value(f"cxrbank/document/{kind}")
+        paper.fulltext_url = response.url
         panels = chest_panels(paper, figures, text)
-        panels.paper.source = candidate.source
         self.count_extraction(*clock)
         return panels
 
