@@ -6,6 +6,7 @@ import re
 
 from crawler.radiopaedia import Case, StackImage, Study
 from cxrbank.schema import SYNONYMS, TODO, XRAY_VIEWS, normalize_view
+from extract.facts import extract_facts
 
 LICENSE = (
     "CC BY-NC-SA 3.0 (modified by Radiopaedia.org: attribution must name the author, "
@@ -52,10 +53,20 @@ def view_of(modality: str, image: StackImage) -> str:
     return view if view in XRAY_VIEWS else ""
 
 
-def study_offset(study: Study) -> str:
-    """Days since onset when the study is titled "Day 5" and the like."""
+def study_offset(case: Case, study: Study) -> str:
+    """Days since onset or admission: from the study's title ("Day 5") or findings, else, for
+    the case's first study, from the presentation ("fever for 8 days")."""
     match = re.search(r"\bday\s+(\d+)\b", study.description, re.IGNORECASE)
-    return match.group(1) if match else ""
+    if match:
+        return match.group(1)
+    texts = [f"{study.description}. {study.findings}"]
+    if case.studies and case.studies[0] is study:
+        texts.append(case.presentation)
+    for text in texts:
+        found = extract_facts(text)
+        if len(found) == 1 and found[0].offset is not None:
+            return str(found[0].offset)
+    return ""
 
 
 def credit_line(case: Case) -> str:
@@ -72,7 +83,7 @@ def case_row(case: Case, study: Study, image: StackImage, modality: str, patient
         other += f"; diagnostic certainty: {case.certainty}"
     return {
         "patientid": patientid,
-        "offset": study_offset(study),
+        "offset": study_offset(case, study),
         "sex": case.sex,
         "age": case.age,
         "finding": finding_of(case.title, "", case.certainty),

@@ -31,7 +31,7 @@ from crawler.radiopaedia import (
     parse_listing,
     parse_stacks,
 )
-from crawler.radiopaedia_rows import LICENSE, finding_of, view_of
+from crawler.radiopaedia_rows import LICENSE, finding_of, study_offset, view_of
 from crawler.spiders.radiopaedia import spider_settings
 from cxrbank.cli import main
 from cxrbank.collection import Collection, NewImage
@@ -197,6 +197,18 @@ def test_finding_from_title_and_certainty(title, certainty, expected):
 def test_view_from_plane_or_caption(plane, caption, modality, expected):
     image = StackImage(image_id="1", position=0, url="", plane=plane, caption=caption)
     assert view_of(modality, image) == expected
+
+
+def test_offset_from_study_title_findings_or_presentation():
+    case = parse_case(html_response(BASE + "/cases/a", offline_site().case_html(
+        offline_site().cases[0])))
+    first, ct = case.studies
+    assert study_offset(case, first) == "1"  # "Day 1"
+    first.description = "Chest radiograph"
+    assert study_offset(case, first) == "2"  # presentation: "Fever and cough for 2 days."
+    assert study_offset(case, ct) == ""
+    ct.findings = "Follow-up 10 days after admission."
+    assert study_offset(case, ct) == "10"
 
 
 def test_small_parsers():
