@@ -152,3 +152,19 @@ def test_redirect_to_private_address_is_refused_before_connecting(web):
 def test_child_errors_come_back_as_one_crawl_error(web):
     with pytest.raises(CrawlError, match="no DOIs given"):
         run_spider(BrokenSpider, settings_for(web))
+
+
+def test_rate_limit_headers_space_later_requests(web):
+    seen: list[float] = []
+
+    def limited(request):
+        seen.append(time.monotonic())
+        return Page(b"ok", 200, {"x-rate-limit-limit": "2", "x-rate-limit-interval": "1s"})
+
+    web.add("/limited", limited)
+    urls = [web.url(f"/limited?n={n}") for n in range(3)]
+    settings = settings_for(web, CONCURRENT_REQUESTS_PER_DOMAIN=1, CONCURRENT_REQUESTS=1)
+    summary = run_spider(FetchSpider, settings, urls=urls)
+    assert sorted(summary["results"].values()) == ["200 2"] * 3
+    gaps = sorted(b - a for a, b in zip(sorted(seen), sorted(seen)[1:], strict=False))
+    assert gaps[-1] >= 0.45
