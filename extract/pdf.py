@@ -96,7 +96,17 @@ def page_texts(data: bytes) -> list[str]:
 
 
 def _key(info: dict[str, Any]) -> Any:
-    return info["xref"] or info.get("digest")
+    """An image's identity: its xref, or for inline images its size and stream length."""
+    return info["xref"] or ("inline", info["width"], info["height"], info["size"])
+
+
+def page_dict(page: Any) -> dict[str, Any]:
+    """PyMuPDF's text dict of a page, without image blocks (they cost a decode each)."""
+    import pymupdf
+
+    flags = (pymupdf.TEXT_PRESERVE_LIGATURES | pymupdf.TEXT_PRESERVE_WHITESPACE
+             | pymupdf.TEXT_MEDIABOX_CLIP)
+    return page.get_text("dict", flags=flags)
 
 
 def _decorations(doc: Any) -> tuple[set[Any], list[list[dict[str, Any]]]]:
@@ -105,7 +115,7 @@ def _decorations(doc: Any) -> tuple[set[Any], list[list[dict[str, Any]]]]:
     pages_of: dict[Any, set[int]] = defaultdict(set)
     spots: dict[Any, set[tuple[int, int, int]]] = defaultdict(set)
     for page in doc:
-        infos = page.get_image_info(hashes=True, xrefs=True)
+        infos = page.get_image_info(xrefs=True)
         placements.append(infos)
         for info in infos:
             key = _key(info)
@@ -158,8 +168,8 @@ def _big_enough(box: BBox) -> bool:
     return w >= MIN_SIDE and h >= MIN_SIDE and w * h >= MIN_AREA
 
 
-def page_regions(page: Any, infos: list[dict[str, Any]], decor: set[Any]) -> list[Region]:
-    """Graphical regions of a page: image pieces merged, plus clusters of vector drawings."""
+def image_regions(page: Any, infos: list[dict[str, Any]], decor: set[Any]) -> list[Region]:
+    """Image regions of a page: placements that touch merged, decoration and icons dropped."""
     area = page.rect
     items = []
     for info in infos:
@@ -175,12 +185,19 @@ def page_regions(page: Any, infos: list[dict[str, Any]], decor: set[Any]) -> lis
         for box, pieces in _merge_boxes(items, gap=1.5)
         if _big_enough(box)
     ]
+    return regions
+
+
+def vector_regions(page: Any, images: list[Region]) -> list[Region]:
+    """Clusters of vector drawings that are not on top of an image region."""
+    area = page.rect
     page_area = area.width * area.height
+    regions = []
     for rect in _vector_clusters(page):
         box = (rect.x0, rect.y0, rect.x1, rect.y1)
         if not _big_enough(box) or (box[2] - box[0]) * (box[3] - box[1]) > 0.85 * page_area:
             continue
-        if any(_overlap_share(box, r.bbox) > 0.5 for r in regions):
+        if any(_overlap_share(box, r.bbox) > 0.5 for r in images):
             continue
         regions.append(Region(box, "vector"))
     return regions
@@ -283,26 +300,34 @@ def page_groups(
     page: Any, infos: list[dict[str, Any]], decor: set[Any]
 ) -> list[tuple[list[Region], Caption | None]]:
     """The figures of one page: each a list of regions with its caption (or None)."""
-    page_dict = page.get_text("dict")
-    captions = find_captions(page_dict, page.number + 1)
-    lines = _text_boxes(page_dict)
-    tables = find_table_captions(page_dict)
+    text = page_dict(page)
+    captions = find_captions(text, page.number + 1)
+    lines = _text_boxes(text)
+    tables = find_table_captions(text)
     caption_boxes = [c.bbox for c in captions] + tables
-    regions = []
-    for region in page_regions(page, infos, decor):
-        if region.kind == "vector":
-            _absorb_labels(region, lines, captions)
-            if not _trim_captions(region, caption_boxes):
-                continue
-        regions.append(region)
-    blockers = [
-        box
-        for box, _ in _body_blocks(page_dict)
-        if not any(_overlap_share(box, c) > 0.5 for c in caption_boxes)
-        and not any(_overlap_share(box, r.bbox) > 0.5 for r in regions)
-    ]
     table_captions = [Caption(page.number + 1, box, "Table", "", "") for box in tables]
-    pairing = pair_captions(regions, captions + table_captions, blockers)
+    body = _body_blocks(text)
+
+    def pair(regions: list[Region]) -> list[int | None]:
+        blockers = [
+            box
+            for box, _ in body
+            if not any(_overlap_share(box, c) > 0.5 for c in caption_boxes)
+            and not any(_overlap_share(box, r.bbox) > 0.5 for r in regions)
+        ]
+        return pair_captions(regions, captions + table_captions, blockers)
+
+    regions = image_regions(page, infos, decor)
+    pairing = pair(regions)
+    if any(k not in pairing for k in range(len(captions))):
+        vectors = []
+        for region in vector_regions(page, regions):
+            _absorb_labels(region, lines, captions)
+            if _trim_captions(region, caption_boxes):
+                vectors.append(region)
+        if vectors:
+            regions = regions + vectors
+            pairing = pair(regions)
     groups: dict[int, list[Region]] = defaultdict(list)
     loose: list[Region] = []
     for region, cap in zip(regions, pairing, strict=True):

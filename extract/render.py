@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from extract.captions import caption_parts
 from extract.panels import letter_regions, split_panels
 from extract.records import BBox, Caption, Figure, Region
 
@@ -23,30 +24,31 @@ def _upright(info: dict[str, Any]) -> bool:
 def embedded_image(doc: Any, info: dict[str, Any]) -> tuple[bytes, str, str] | None:
     """(bytes, extension, method) of one placed image XObject, or None to render instead.
 
-    JPEG and simple Flate images keep their original bytes; masks, CMYK, inverted /Decode,
-    JPEG 2000, 16-bit and indexed images are decoded and written as lossless PNG.
+    A grey or RGB JPEG keeps its original bytes; other images are decoded (masks recombined
+    as alpha, CMYK and inverted /Decode converted, JPEG 2000, 16-bit and indexed images
+    expanded) and written as lossless PNG.
     """
     xref = info["xref"]
     if not xref or not _upright(info):
         return None
     try:
-        extracted = doc.extract_image(xref)
+        filt = doc.xref_get_key(xref, "Filter")[1]
+        smask = doc.xref_get_key(xref, "SMask")
+        decode = doc.xref_get_key(xref, "Decode")[0] != "null"
+        plain = (
+            smask[0] != "xref"
+            and not decode
+            and info.get("colorspace") in (1, 3)
+            and info.get("bpc") == 8
+            and "Indexed" not in (info.get("cs-name") or "")
+        )
+        if plain and filt.strip("[]") == "/DCTDecode":
+            return doc.xref_stream_raw(xref), "jpg", "embedded"
+        smask_xref = int(smask[1].split()[0]) if smask[0] == "xref" else 0
+        png = _decoded_png(doc, xref, smask_xref)
     except Exception:
         return None
-    if not extracted:
-        return None
-    decode = doc.xref_get_key(xref, "Decode")[0] != "null"
-    simple = (
-        extracted["ext"] in _KEEP_EXT
-        and not extracted.get("smask")
-        and not decode
-        and extracted.get("colorspace") in (1, 3)
-        and extracted.get("bpc") == 8
-        and "Indexed" not in (info.get("cs-name") or "")
-    )
-    if simple:
-        return extracted["image"], _KEEP_EXT[extracted["ext"]], "embedded"
-    return _decoded_png(doc, xref, extracted.get("smask") or 0), "png", "decoded"
+    return png, "png", "embedded" if plain and "JPX" not in filt else "decoded"
 
 
 def _decoded_png(doc: Any, xref: int, smask: int) -> bytes:
@@ -61,7 +63,22 @@ def _decoded_png(doc: Any, xref: int, smask: int) -> bytes:
         mask = pymupdf.Pixmap(doc, smask)
         if (mask.width, mask.height) == (pix.width, pix.height) and mask.n == 1:
             pix = pymupdf.Pixmap(pix, mask)
-    return pix.tobytes("png")
+    return pixmap_png(pix)
+
+
+def pixmap_png(pix: Any) -> bytes:
+    """Lossless PNG of a PyMuPDF Pixmap (fast zlib level: these are working files)."""
+    from PIL import Image
+
+    mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[pix.n]
+    if pix.n == 4 and not pix.alpha:
+        mode = "CMYK"
+    im = Image.frombytes(mode, (pix.width, pix.height), pix.samples)
+    if mode == "CMYK":
+        im = im.convert("RGB")
+    buf = io.BytesIO()
+    im.save(buf, format="PNG", compress_level=1)
+    return buf.getvalue()
 
 
 def _zoom(region: Region) -> float:
@@ -97,7 +114,7 @@ def _png(arr: np.ndarray) -> bytes:
     from PIL import Image
 
     buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, format="PNG", optimize=False, compress_level=6)
+    Image.fromarray(arr).save(buf, format="PNG", compress_level=1)
     return buf.getvalue()
 
 
@@ -110,7 +127,7 @@ def _region_image(doc: Any, page: Any, region: Region) -> tuple[bytes, str, str,
             return got[0], got[1], got[2], info["width"], info["height"]
     pix = render_region(page, region.bbox, _zoom(region))
     method = "merged" if len(region.pieces) > 1 else "rendered"
-    return pix.tobytes("png"), "png", method, pix.width, pix.height
+    return pixmap_png(pix), "png", method, pix.width, pix.height
 
 
 def _reading_order(regions: list[Region]) -> list[Region]:
@@ -168,6 +185,9 @@ def split_figure(figure: Figure) -> list[Figure]:
     """The panels of a figure image as Figure records (PNG crops), or [] when it is one panel."""
     from PIL import Image
 
+    if not caption_parts(figure.caption)[1]:
+        return []  # only captions that name panels get cut (see split_panels)
+
     with Image.open(io.BytesIO(figure.image)) as im:
         if im.mode in ("RGBA", "LA", "PA", "P"):
             im = im.convert("RGBA")
@@ -196,13 +216,13 @@ def debug_pages(data: bytes, figures: list[Figure], dpi: int = 100) -> list[tupl
     import pymupdf
 
     from extract.captions import find_captions
-    from extract.pdf import open_pdf
+    from extract.pdf import open_pdf, page_dict
 
     doc = open_pdf(data)
     try:
         out = []
         for page in doc:
-            for cap in find_captions(page.get_text("dict"), page.number + 1):
+            for cap in find_captions(page_dict(page), page.number + 1):
                 page.draw_rect(pymupdf.Rect(cap.bbox), color=(0, 0, 1), width=1.2)
             for fig in figures:
                 if fig.page == page.number + 1:
