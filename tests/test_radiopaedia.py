@@ -442,6 +442,17 @@ def test_challenge_page_stops_the_crawl(web, tmp_path):
     assert read_rows(tmp_path) == []
 
 
+def test_robots_txt_is_obeyed(web, tmp_path):
+    build_site(web, count=2, faults=False)
+    web.add("/robots.txt", "User-agent: *\nDisallow: /studies/\n",
+            headers={"Content-Type": "text/plain"})
+    code, report, _ = crawl(web, tmp_path)
+    assert code == 1
+    assert len(report["errors"]) == 3  # each study (case 0 has two), refused, one line each
+    assert all("robots.txt" in e for e in report["errors"])
+    assert not any(p.startswith("/studies/") for p in site_requests(web))
+
+
 def test_listing_layout_change_exits_1(web, tmp_path):
     site = build_site(web, count=6, faults=False)
     site.layout_broken = True
