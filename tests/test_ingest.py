@@ -247,3 +247,14 @@ def test_unreadable_local_pdf_is_one_error_line(tmp_path):
     assert code == 1
     assert "not a PDF file" in err
     assert Collection.open(tmp_path / "c").read_rows() == []
+
+
+def test_a_crawl_that_cannot_start_fails_each_doi_in_one_line(scholarly, monkeypatch, tmp_path):
+    broken = {**scholarly.overrides, "DOWNLOADER_MIDDLEWARES": {"no.such.Middleware": 10}}
+    monkeypatch.setenv("CXRBANK_SCRAPY_SETTINGS", json.dumps(broken))
+    code, out, err = run("ingest", "--doi", PDF_DOI, "--root", str(tmp_path / "c"), "--json")
+    assert code == 1
+    paper = json.loads(out)["papers"][0]
+    assert paper["outcome"] == "error" and "the crawl failed" in paper["reason"]
+    assert len(err.strip().splitlines()) == 1 and err.startswith("Error: ")
+    assert previous_outcome(Collection.open(tmp_path / "c"), PDF_DOI).outcome == "error"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 from pathlib import Path
@@ -77,6 +78,7 @@ def ingest_dois(root: Path, dois: list[str], contact: str, force: bool) -> list[
             todo.append(doi)
     if todo:
         settings = crawl_settings(contact, {**_scrapy_overrides(), "CXRBANK_ROOT": str(root)})
+        started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         try:
             summary = run_spider(PapersSpider, settings, dois=todo)
             outcomes = summary.get("outcomes", [])
@@ -86,7 +88,12 @@ def ingest_dois(root: Path, dois: list[str], contact: str, force: bool) -> list[
         for data in outcomes:
             results[data["key"]] = Outcome(**data)
         for doi in todo:
-            if doi not in results:
+            if doi in results:
+                continue
+            stored = previous_outcome(collection, doi)  # written before the crawl broke off
+            if stored is not None and stored.at >= started:
+                results[doi] = stored
+            else:
                 reason = failure or "the crawl ended without a result for it"
                 results[doi] = record_outcome(collection, Outcome(doi, doi, ERROR, reason=reason))
     return [results[doi] for doi in dois]
