@@ -109,13 +109,59 @@ def page_dict(page: Any) -> dict[str, Any]:
     return page.get_text("dict", flags=flags)
 
 
+def placements_of(page: Any) -> list[dict[str, Any]]:
+    """Every image placement on a page, shaped like PyMuPDF's get_image_info(xrefs=True).
+
+    get_image_info decodes and hashes every image to find xrefs, which costs more than the
+    rest of the extraction; this asks for each XObject's rectangles instead and falls back to
+    get_image_info only on pages with inline images (placements without an xref).
+    """
+    infos: list[dict[str, Any]] = []
+    seen: set[int] = set()
+    for xref, _smask, width, height, bpc, cs, _alt, _name, _filter, _ref in page.get_images(
+        full=True
+    ):
+        if xref in seen:
+            continue
+        seen.add(xref)
+        for rect, matrix in page.get_image_rects(xref, transform=True):
+            infos.append({"xref": xref, "bbox": tuple(rect), "transform": tuple(matrix),
+                          "width": width, "height": height, "bpc": bpc, "cs-name": cs,
+                          "colorspace": _components(page.parent, xref), "size": 0})
+    boxes = [info["bbox"] for info in infos]
+    for kind, box in page.get_bboxlog():
+        if kind.endswith("image") and not any(_same_box(box, b) for b in boxes):
+            return page.get_image_info(xrefs=True)
+    return infos
+
+
+def _same_box(a: BBox, b: BBox) -> bool:
+    return all(abs(u - v) < 1.0 for u, v in zip(a, b, strict=True))
+
+
+def _components(doc: Any, xref: int) -> int:
+    """Colour components of an image XObject (0 when indexed, unusual or unknown)."""
+    kind, value = doc.xref_get_key(xref, "ColorSpace")
+    names = {"/DeviceGray": 1, "/DeviceRGB": 3, "/DeviceCMYK": 4, "/CalGray": 1, "/CalRGB": 3}
+    if kind == "name":
+        return names.get(value, 0)
+    if kind == "xref":
+        value = doc.xref_object(int(value.split()[0]), compressed=True)
+    if "/ICCBased" in value:
+        ref = value.split("/ICCBased", 1)[1].split("R")[0].split()
+        if len(ref) >= 2 and ref[0].isdigit():
+            n = doc.xref_get_key(int(ref[0]), "N")
+            return int(n[1]) if n[0] == "int" else 0
+    return 0
+
+
 def _decorations(doc: Any) -> tuple[set[Any], list[list[dict[str, Any]]]]:
     """Image keys that are decoration (logos and banners repeated across pages), and placements."""
     placements = []
     pages_of: dict[Any, set[int]] = defaultdict(set)
     spots: dict[Any, set[tuple[int, int, int]]] = defaultdict(set)
     for page in doc:
-        infos = page.get_image_info(xrefs=True)
+        infos = placements_of(page)
         placements.append(infos)
         for info in infos:
             key = _key(info)

@@ -86,7 +86,7 @@ def _zoom(region: Region) -> float:
     zooms = []
     for info in region.pieces:
         x0, y0, x1, y1 = info["bbox"]
-        if x1 - x0 > 0 and y1 - y0 > 0:
+        if x1 - x0 > 0 and y1 - y0 > 0 and info["width"]:
             zooms.append(max(info["width"] / (x1 - x0), info["height"] / (y1 - y0)))
     zoom = max(zooms) if zooms else VECTOR_DPI / 72
     x0, y0, x1, y1 = region.bbox
