@@ -1,4 +1,4 @@
-"""What earlier Radiopaedia crawls saw, in state.sqlite: cases, URL aliases, image ids, volumes."""
+"""Radiopaedia crawl state (cases, URL aliases, image ids), CT volumes, and the case writer."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import re
 import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from cxrbank.collection import Collection
 
@@ -194,3 +195,46 @@ def nifti_bytes(
     with contextlib.suppress(AttributeError):
         image.header["descrip"] = b"cxrbank radiopaedia CT stack"
     return gzip.compress(image.to_bytes(), mtime=0)
+
+
+class CollectionPipeline:
+    """Writes a finished case through `Collection.add_images`, then records it in state."""
+
+    def __init__(self, crawler: Any) -> None:
+        self.crawler = crawler
+
+    @classmethod
+    def from_crawler(cls, crawler: Any) -> CollectionPipeline:
+        return cls(crawler)
+
+    def process_item(self, item: Any) -> Any:
+        job = item.get("radiopaedia_case") if isinstance(item, dict) else None
+        spider = self.crawler.spider
+        if job is None:
+            return item
+        case, report = job.case, spider.report
+        result = spider.collection.add_images(job.images)
+        report["images_added"] += len(result.added)
+        skipped = dict(result.skipped)
+        recorded = []
+        for image_id, study_id, kind in job.image_ids:
+            name = f"radiopaedia-{case.rid}-{study_id}-{image_id}"
+            reason = skipped.get(name, "")
+            if reason and not reason.startswith(("already in", "removed earlier")):
+                job.errors.append(f"rID {case.rid} image {image_id}: {reason}")
+                kind = "skipped"
+            recorded.append((image_id, study_id, kind))
+        with transaction(spider.db):
+            remember_images(spider.db, case.rid, recorded)
+            remember_case(
+                spider.db, case.rid, case.url, case.title, case.revisions, complete=not job.errors
+            )
+        entry = {"rid": case.rid, "url": case.url, "images": len(result.added)}
+        if job.errors:
+            report["incomplete"].append(entry)
+        elif job.status == "updated" and not result.added:
+            report["unchanged"] += 1  # read again, nothing new in it
+        else:
+            report[job.status].append(entry)
+        report["errors"].extend(job.errors)
+        return {"rid": case.rid, "status": job.status, "images": len(result.added)}

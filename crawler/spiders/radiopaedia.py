@@ -103,7 +103,7 @@ class RadiopaediaSpider(scrapy.Spider):
 
     name = "radiopaedia"
     custom_settings: ClassVar[dict[str, Any]] = {
-        "ITEM_PIPELINES": {"crawler.spiders.radiopaedia.CollectionPipeline": 300},
+        "ITEM_PIPELINES": {"crawler.radiopaedia_state.CollectionPipeline": 300},
     }
 
     def __init__(
@@ -376,45 +376,3 @@ class RadiopaediaSpider(scrapy.Spider):
             self.report["stopped"] = CHALLENGE_MESSAGE.format(url=response.url)
             raise CloseSpider("challenge")
 
-
-class CollectionPipeline:
-    """Writes a finished case through `Collection.add_images`, then records it in state."""
-
-    def __init__(self, crawler: Any) -> None:
-        self.crawler = crawler
-
-    @classmethod
-    def from_crawler(cls, crawler: Any) -> CollectionPipeline:
-        return cls(crawler)
-
-    def process_item(self, item: Any) -> Any:
-        job: CaseJob | None = item.get("radiopaedia_case") if isinstance(item, dict) else None
-        spider: RadiopaediaSpider = self.crawler.spider
-        if job is None:
-            return item
-        case, report = job.case, spider.report
-        result = spider.collection.add_images(job.images)
-        report["images_added"] += len(result.added)
-        skipped = dict(result.skipped)
-        recorded = []
-        for image_id, study_id, kind in job.image_ids:
-            name = f"radiopaedia-{case.rid}-{study_id}-{image_id}"
-            reason = skipped.get(name, "")
-            if reason and not reason.startswith(("already in", "removed earlier")):
-                job.errors.append(f"rID {case.rid} image {image_id}: {reason}")
-                kind = "skipped"
-            recorded.append((image_id, study_id, kind))
-        with state.transaction(spider.db):
-            state.remember_images(spider.db, case.rid, recorded)
-            state.remember_case(
-                spider.db, case.rid, case.url, case.title, case.revisions, complete=not job.errors
-            )
-        entry = {"rid": case.rid, "url": case.url, "images": len(result.added)}
-        if job.errors:
-            report["incomplete"].append(entry)
-        elif job.status == "updated" and not result.added:
-            report["unchanged"] += 1  # read again, nothing new in it
-        else:
-            report[job.status].append(entry)
-        report["errors"].extend(job.errors)
-        return {"rid": case.rid, "status": job.status, "images": len(result.added)}
