@@ -30,6 +30,15 @@ MAX_CANDIDATES = 8
 class FetchFailed(Exception):
     """A download that gave no usable response (network error, refused URL, HTTP error)."""
 
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+    @property
+    def broken(self) -> bool:
+        """A failure worth an error (not just "not there"): refused, network, 429, 5xx."""
+        return self.status is None or self.status == 429 or self.status >= 500
+
 
 @dataclass
 class Attempt:
@@ -81,7 +90,7 @@ class PapersSpider(scrapy.Spider):
             raise FetchFailed(f"{url[:200]}: {message}") from None
         if 200 <= response.status < 300 or (ok404 and response.status == 404):
             return response
-        raise FetchFailed(f"{url[:200]}: HTTP {response.status}")
+        raise FetchFailed(f"{url[:200]}: HTTP {response.status}", response.status)
 
     async def lookup(self, source: str, url: str, parse: Any) -> resolve.Lookup:
         try:
@@ -165,36 +174,36 @@ class PapersSpider(scrapy.Spider):
             response = await self.fetch(candidate.url)
         except FetchFailed as exc:
             attempt.reasons.append(f"{candidate.source}: {exc}")
-            attempt.broken = attempt.broken or "refused" in str(exc)
+            attempt.broken = attempt.broken or exc.broken
             return None
         kind = sniff_document(response.body)
+        if kind not in ("pdf", "jats"):
+            if kind == "html":
+                pdf_url = resolve.citation_pdf_url(response.body, response.url)
+                if pdf_url:
+                    queue.insert(0, resolve.Candidate(pdf_url, "pdf", candidate.source,
+                                                      candidate.license))
+            what = "an HTML page" if kind == "html" else "neither PDF nor JATS"
+            attempt.reasons.append(f"{candidate.source}: {candidate.url[:200]} served {what}")
+            return None
         paper.source, paper.license = candidate.source, candidate.license or paper.license
-        clock = (time.perf_counter(), time.process_time())
         try:
+            if kind == "jats":
+                article, hrefs = jats_figure_hrefs(response.body)
+                images = await self.jats_images(candidate, hrefs)
+            clock = (time.perf_counter(), time.process_time())
             if kind == "pdf":
                 figures, text = read_pdf(response.body)
-            elif kind == "jats":
-                figures, text = await self.jats_figures(response.body, candidate)
             else:
-                if kind == "html":
-                    pdf_url = resolve.citation_pdf_url(response.body, response.url)
-                    if pdf_url:
-                        queue.insert(0, resolve.Candidate(pdf_url, "pdf", candidate.source,
-                                                          candidate.license))
-                what = "an HTML page" if kind == "html" else "neither PDF nor JATS"
-                attempt.reasons.append(f"{candidate.source}: {candidate.url[:200]} served {what}")
-                return None
+                figures, text = read_jats(article, images)
+            panels = chest_panels(paper, figures, text)
+            self.count_extraction(*clock)
         except DocumentError as exc:
             attempt.reasons.append(f"{candidate.source}: {exc}")
             attempt.broken = True
             return None
-        finally:
-            self.count_extraction(*clock)
-        clock = (time.perf_counter(), time.process_time())
         self.crawler.stats.inc_value(f"cxrbank/document/{kind}")
         paper.fulltext_url = response.url
-        panels = chest_panels(paper, figures, text)
-        self.count_extraction(*clock)
         return panels
 
     def count_extraction(self, wall_start: float, cpu_start: float) -> None:
@@ -203,8 +212,8 @@ class PapersSpider(scrapy.Spider):
         stats.inc_value("cxrbank/extract_wall_s", time.perf_counter() - wall_start)
         stats.inc_value("cxrbank/extract_cpu_s", time.process_time() - cpu_start)
 
-    async def jats_figures(self, data: bytes, candidate: resolve.Candidate) -> tuple[list, str]:
-        article, hrefs = jats_figure_hrefs(data)
+    async def jats_images(self, candidate: resolve.Candidate, hrefs: list[str]) -> dict[str, bytes]:
+        """The figure files a JATS article names, from Europe PMC (missing ones left out)."""
         base = self.setting("CXRBANK_EUROPEPMC_FIGURES_URL")
 
         async def image(href: str) -> tuple[str, bytes | None]:
@@ -216,5 +225,4 @@ class PapersSpider(scrapy.Spider):
                 return href, None
 
         files = await asyncio.gather(*(image(h) for h in hrefs)) if candidate.pmcid else []
-        images = {href: body for href, body in files if body}
-        return read_jats(article, images)
+        return {href: body for href, body in files if body}

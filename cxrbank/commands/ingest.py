@@ -121,11 +121,11 @@ def _render_table(outcomes: list[Any]) -> str:
 
 @click.command("ingest")
 @click.option("--doi", "dois", multiple=True, metavar="DOI", help="A paper's DOI (repeatable).")
-@click.option("--from", "from_file", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--from", "from_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="A file of DOIs, one per line; # starts a comment.")
-@click.option("--pdf", "pdf_file", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--pdf", "pdf_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="A local PDF (offline); --doi names its paper.")
-@click.option("--jats", "jats_file", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--jats", "jats_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="A local JATS XML (offline), its figure files beside it.")
 @click.option("--force", is_flag=True, help="Redo papers ingested before.")
 @click.option("--contact", metavar="EMAIL",
