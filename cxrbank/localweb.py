@@ -10,6 +10,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 64  # many connections open at once in crawl tests: never refuse one
+    daemon_threads = True
+
+
 @dataclass
 class Page:
     """One canned response of the test web."""
@@ -43,8 +48,7 @@ class LocalWeb:
         self.routes: dict[str, Page | list[Page] | Handler] = {}
         self.requests: list[Request] = []
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._server.daemon_threads = True
+        self._server = _Server(("127.0.0.1", 0), self._handler_class())
         self.port = self._server.server_address[1]
         self.base = f"http://127.0.0.1:{self.port}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
