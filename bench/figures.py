@@ -199,7 +199,8 @@ def speed(pdfs: list[Path], work: Path, rounds: int = 3) -> None:
 
 def memory(work: Path, pages: int) -> None:
     path = work / "long.pdf"
-    repeat = max(1, round(pages / 5.5))
+    per_repeat = make_case_report_pdf(path, layout="two-column", seed=9).pages
+    repeat = -(-pages // per_repeat)
     truth = make_case_report_pdf(path, layout="two-column", seed=9, repeat=repeat)
     code = (
         "import resource, sys, time; sys.path.insert(0, sys.argv[2]);"
