@@ -132,18 +132,24 @@ def _next_start(lines: list[dict[str, Any]], li: int) -> int | None:
 def _extend_with_following_blocks(
     blocks: list[dict[str, Any]], bi: int, body: list, boxes: list, texts: list
 ) -> None:
-    """Continue a caption into the next blocks when they sit right under it in the same style."""
+    """Continue a caption into the next blocks: the rest of its line (a label set as its own
+    block), or blocks right under it in the same style."""
     size = _line_size(body[0])
+    label_only = len(body) == 1 and len(_line_text(body[0]).strip()) <= 24
     for block in blocks[bi + 1 :]:
         first = block["lines"][0]
+        fx0, fy0, fx1, fy1 = first["bbox"]
         last = boxes[-1]
-        gap = first["bbox"][1] - last[3]
         height = last[3] - last[1]
-        same_column = first["bbox"][0] < last[2] and first["bbox"][2] > last[0]
-        if not (-1 <= gap <= 0.5 * height and same_column):
+        same_line = (
+            _overlap(fy0, fy1, last[1], last[3]) > 0.5 * height and -2 <= fx0 - last[2] <= 25
+        )
+        below = -1 <= fy0 - last[3] <= 0.5 * height and fx0 < last[2] and fx1 > last[0]
+        if not (same_line or below) or parse_caption_start(_line_text(first)):
             return
-        if abs(_line_size(first) - size) > 0.6 or parse_caption_start(_line_text(first)):
+        if not (same_line or label_only) and abs(_line_size(first) - size) > 0.6:
             return
+        label_only = False
         for line in block["lines"]:
             boxes.append(tuple(line["bbox"]))
             texts.append(_line_text(line))

@@ -15,6 +15,8 @@ MAX_IMAGE_PIXELS = 150_000_000  # declared image size past this is a bomb
 MAX_PAGES = 2000
 MIN_SIDE = 20.0  # points: smaller regions are icons, bullets, rules
 MIN_AREA = 1600.0  # square points
+MIN_LOOSE_SIDE = 72.0  # points: an image with no caption must be at least an inch each way
+MAX_VECTOR_CONTENT = 8 * 1024 * 1024  # bytes of page content beyond which drawings are skipped
 
 
 class PdfError(Exception):
@@ -250,6 +252,8 @@ def vector_regions(page: Any, images: list[Region]) -> list[Region]:
 
 
 def _vector_clusters(page: Any) -> list[Any]:
+    if sum(len(page.parent.xref_stream(x) or b"") for x in page.get_contents()) > MAX_VECTOR_CONTENT:
+        return []  # pathological page: millions of paths would outlast the time limit
     drawings = page.get_drawings()
     if not drawings:
         return []
@@ -392,9 +396,21 @@ def page_groups(
         if members:
             result.append((members, captions[cap_index]))
     result.extend(
-        ([region], None) for region in loose if not _under_table_caption(region.bbox, tables)
+        ([region], None)
+        for region in loose
+        if not _under_table_caption(region.bbox, tables) and _loose_figure(region.bbox, page.rect)
     )
     return result
+
+
+def _loose_figure(box: BBox, area: Any) -> bool:
+    """An image without a caption counts as a figure unless it is small or sits in a margin
+    band (publisher logos, cover thumbnails and badges on the first page)."""
+    w, h = box[2] - box[0], box[3] - box[1]
+    if min(w, h) < MIN_LOOSE_SIDE:
+        return False
+    in_band = box[3] <= area.y0 + 0.15 * area.height or box[1] >= area.y1 - 0.1 * area.height
+    return not (in_band and w * h < 0.05 * area.width * area.height)
 
 
 def _under_table_caption(box: BBox, tables: list[BBox]) -> bool:

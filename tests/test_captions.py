@@ -94,6 +94,17 @@ def test_multi_line_caption_taken_to_its_block_end():
     assert cap.label == "Figure 1" and cap.page == 1
 
 
+def test_label_set_as_its_own_block_joins_the_caption_text():
+    doc = pymupdf.open()
+    page = doc.new_page()
+    page.insert_textbox((72, 300, 120, 320), "Figure 3.", fontsize=10, fontname="hebo")
+    page.insert_textbox((122, 301, 540, 340), "Axial CT image shows crazy paving in both lower "
+                        "lobes.", fontsize=8)
+    page.insert_text((72, 420), "Unrelated body text that follows much further down.")
+    (cap,) = find_captions(page.get_text("dict"), 1)
+    assert cap.text == "Figure 3. Axial CT image shows crazy paving in both lower lobes."
+
+
 def test_two_captions_in_one_block_are_split():
     page = _page_dict([
         (300, "Figure 1. Radiograph on admission.", "helv"),

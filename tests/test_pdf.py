@@ -224,3 +224,15 @@ def test_caption_with_label_on_its_own_line(shared_data):
     figures = _load(shared_data, "peerjcs118_cc-by-4.0.pdf")
     assert [(f.page, f.label) for f in figures] == [(4, "Figure 1"), (5, "Figure 2")]
     assert figures[0].caption.startswith("Figure 1 Overview of the 5 Phases")
+
+
+def test_uncaptioned_large_image_kept_but_first_page_badge_dropped():
+    from tests.fixtures.casereport import encode, radiograph_array
+
+    doc = pymupdf.open()
+    page = doc.new_page()
+    page.insert_image((480, 30, 560, 70), stream=_png(np.full((40, 80), 90, np.uint8)))
+    page.insert_image((72, 200, 300, 456), stream=encode(radiograph_array(1)))
+    page.insert_text((72, 600), "The radiograph above has no caption on this page.")
+    (figure,) = extract_figures(doc.tobytes())
+    assert figure.label is None and figure.caption == "" and figure.bbox[1] == 200
