@@ -1,7 +1,7 @@
 """Benchmark models/: data-pipeline images/s from the cache, DenseNet-121 training images/s, and
 COVID-19-vs-other AUC on the frontal X-rays of ../shared/data/cxr-dev with a patient split.
 
-Usage: python bench/train.py [--iters 2] [--skip-densenet] [--rounds 5] [--epochs 15] [--size 128]
+Usage: python bench/train.py [--iters 1] [--threads 1] [--skip-densenet] [--rounds 5] [--epochs 15] [--size 128]
 
 cxr-dev is read in place; its cache and runs go to a temporary folder. Figures depend on what
 else runs on the machine: note the load average printed at the top when quoting them.
@@ -67,8 +67,8 @@ def bench_pipeline(rows: list[dict[str, str]], work: Path, size: int = 224) -> N
               f"{rate:,.0f} images/s")
 
 
-def bench_densenet(iters: int, batch: int = 64, size: int = 224) -> None:
-    torch.set_num_threads(os.cpu_count() or 1)
+def bench_densenet(iters: int, threads: int, batch: int = 64, size: int = 224) -> None:
+    torch.set_num_threads(threads)
     model = create_model("densenet121", 1)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
 
@@ -81,7 +81,7 @@ def bench_densenet(iters: int, batch: int = 64, size: int = 224) -> None:
 
     x = torch.randn(batch, 1, size, size)
     model.train()
-    step(x, torch.device("cpu"))  # warm-up
+    step(x[:8], torch.device("cpu"))  # warm-up on a small batch: CPU iterations take seconds
     started = time.perf_counter()
     for _ in range(iters):
         step(x, torch.device("cpu"))
@@ -182,7 +182,9 @@ def bench_covid_auc(rows: list[dict[str, str]], work: Path, args: argparse.Names
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--iters", type=int, default=2, help="timed DenseNet iterations on CPU")
+    parser.add_argument("--iters", type=int, default=1, help="timed DenseNet iterations on CPU")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="CPU threads for DenseNet (more only helps on an idle machine)")
     parser.add_argument("--skip-densenet", action="store_true")
     parser.add_argument("--rounds", type=int, default=5, choices=range(1, 6),
                         help="train/test rotations on cxr-dev (5 covers every patient once)")
@@ -198,7 +200,7 @@ def main() -> None:
         work = Path(tmp)
         bench_pipeline(rows, work)
         if not args.skip_densenet:
-            bench_densenet(args.iters)
+            bench_densenet(args.iters, args.threads)
         bench_covid_auc(rows, work, args)
 
 

@@ -119,11 +119,9 @@ def mean_auc(probs: np.ndarray, targets: np.ndarray, known: np.ndarray) -> float
 
 
 def source_of(row: Row) -> str:
-    """Where a row came from: its `source`, else the host of its url, else "unknown"."""
-    if row.get("source"):
-        return row["source"]
+    """The site a row came from: the host of its url, else its `source`, else "unknown"."""
     host = urlsplit(row.get("url") or "").hostname or ""
-    return host.removeprefix("www.") or "unknown"
+    return host.removeprefix("www.") or row.get("source") or "unknown"
 
 
 # -- predictions ------------------------------------------------------------------------------

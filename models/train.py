@@ -240,9 +240,10 @@ def train(
     resume_state = load_checkpoint(config.resume) if config.resume else None
     splits, digest, data_version = load_split_rows(config)
     if not splits["train"] or not splits["val"]:
+        hint = f" (is fold {config.fold} a test fold?)" if config.fold is not None else ""
         raise DataError(
             f"need train and val rows; found {len(splits['train'])} train, "
-            f"{len(splits['val'])} val after the view/modality filters"
+            f"{len(splits['val'])} val after the view/modality filters{hint}"
         )
     if resume_state is not None:
         labels = list(resume_state["labels"])
