@@ -1,0 +1,174 @@
+"""Graphical regions of PDF pages: image placements, merged pieces, decoration, vector drawings."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from extract.records import BBox, Region
+
+MIN_SIDE = 20.0  # points: smaller regions are icons, bullets, rules
+MIN_AREA = 1600.0  # square points
+MAX_VECTOR_CONTENT = 8 * 1024 * 1024  # bytes of page content beyond which drawings are skipped
+
+
+def _key(info: dict[str, Any]) -> Any:
+    """An image's identity: its xref, or for inline images its size and stream length."""
+    return info["xref"] or ("inline", info["width"], info["height"], info["size"])
+
+
+def placements_of(page: Any) -> list[dict[str, Any]]:
+    """Every image placement on a page, shaped like PyMuPDF's get_image_info(xrefs=True).
+
+    get_image_info decodes and hashes every image to find xrefs, which costs more than the
+    rest of the extraction; this asks for each XObject's rectangles instead and falls back to
+    get_image_info only on pages with inline images (placements without an xref).
+    """
+    infos: list[dict[str, Any]] = []
+    seen: set[int] = set()
+    for xref, _smask, width, height, bpc, cs, _alt, _name, _filter, _ref in page.get_images(
+        full=True
+    ):
+        if xref in seen:
+            continue
+        seen.add(xref)
+        for rect, matrix in page.get_image_rects(xref, transform=True):
+            infos.append({"xref": xref, "bbox": tuple(rect), "transform": tuple(matrix),
+                          "width": width, "height": height, "bpc": bpc, "cs-name": cs,
+                          "colorspace": _components(page.parent, xref), "size": 0})
+    boxes = [info["bbox"] for info in infos]
+    for kind, box in page.get_bboxlog():
+        if kind.endswith("image") and not any(_same_box(box, b) for b in boxes):
+            return page.get_image_info(xrefs=True)
+    return infos
+
+
+def _same_box(a: BBox, b: BBox) -> bool:
+    return all(abs(u - v) < 1.0 for u, v in zip(a, b, strict=True))
+
+
+def _components(doc: Any, xref: int) -> int:
+    """Colour components of an image XObject (0 when indexed, unusual or unknown)."""
+    kind, value = doc.xref_get_key(xref, "ColorSpace")
+    names = {"/DeviceGray": 1, "/DeviceRGB": 3, "/DeviceCMYK": 4, "/CalGray": 1, "/CalRGB": 3}
+    if kind == "name":
+        return names.get(value, 0)
+    if kind == "xref":
+        value = doc.xref_object(int(value.split()[0]), compressed=True)
+    if "/ICCBased" in value:
+        ref = value.split("/ICCBased", 1)[1].split("R")[0].split()
+        if len(ref) >= 2 and ref[0].isdigit():
+            n = doc.xref_get_key(int(ref[0]), "N")
+            return int(n[1]) if n[0] == "int" else 0
+    return 0
+
+
+def decorations(doc: Any) -> tuple[set[Any], list[list[dict[str, Any]]]]:
+    """Image keys that are decoration (logos and banners repeated across pages), and placements."""
+    placements = []
+    pages_of: dict[Any, set[int]] = defaultdict(set)
+    spots: dict[Any, set[tuple[int, int, int]]] = defaultdict(set)
+    for page in doc:
+        infos = placements_of(page)
+        placements.append(infos)
+        for info in infos:
+            key = _key(info)
+            pages_of[key].add(page.number)
+            x0, y0, _x1, _y1 = info["bbox"]
+            spots[key].add((page.number, round(x0 / 4), round(y0 / 4)))
+    n = doc.page_count
+    decor = set()
+    for key, pages in pages_of.items():
+        positions = defaultdict(int)
+        for _, x, y in spots[key]:
+            positions[(x, y)] += 1
+        if len(pages) >= max(3, 0.5 * n) or max(positions.values()) >= 2:
+            decor.add(key)
+    return decor, placements
+
+
+def _merge_boxes(items: list[tuple[BBox, Any]], gap: float) -> list[tuple[BBox, list[Any]]]:
+    """Union boxes that touch or overlap (within `gap` points), transitively."""
+    groups: list[tuple[BBox, list[Any]]] = [(box, [item]) for box, item in items]
+    changed = True
+    while changed:
+        changed = False
+        out: list[tuple[BBox, list[Any]]] = []
+        for box, members in groups:
+            for k, (other, other_members) in enumerate(out):
+                if (
+                    box[0] <= other[2] + gap
+                    and other[0] <= box[2] + gap
+                    and box[1] <= other[3] + gap
+                    and other[1] <= box[3] + gap
+                ):
+                    merged = (
+                        min(box[0], other[0]),
+                        min(box[1], other[1]),
+                        max(box[2], other[2]),
+                        max(box[3], other[3]),
+                    )
+                    out[k] = (merged, other_members + members)
+                    changed = True
+                    break
+            else:
+                out.append((box, members))
+        groups = out
+    return groups
+
+
+def big_enough(box: BBox) -> bool:
+    w, h = box[2] - box[0], box[3] - box[1]
+    return w >= MIN_SIDE and h >= MIN_SIDE and w * h >= MIN_AREA
+
+
+def image_regions(page: Any, infos: list[dict[str, Any]], decor: set[Any]) -> list[Region]:
+    """Image regions of a page: placements that touch merged, decoration and icons dropped."""
+    area = page.rect
+    items = []
+    for info in infos:
+        if _key(info) in decor:
+            continue
+        x0, y0, x1, y1 = info["bbox"]
+        box = (max(x0, area.x0), max(y0, area.y0), min(x1, area.x1), min(y1, area.y1))
+        if box[2] - box[0] < 1 or box[3] - box[1] < 1:
+            continue
+        items.append((box, info))
+    regions = [
+        Region(box, "image", pieces)
+        for box, pieces in _merge_boxes(items, gap=1.5)
+        if big_enough(box)
+    ]
+    return regions
+
+
+def vector_regions(page: Any, images: list[Region]) -> list[Region]:
+    """Clusters of vector drawings that are not on top of an image region."""
+    area = page.rect
+    page_area = area.width * area.height
+    regions = []
+    for rect in _vector_clusters(page):
+        box = (rect.x0, rect.y0, rect.x1, rect.y1)
+        if not big_enough(box) or (box[2] - box[0]) * (box[3] - box[1]) > 0.85 * page_area:
+            continue
+        if any(overlap_share(box, r.bbox) > 0.5 for r in images):
+            continue
+        regions.append(Region(box, "vector"))
+    return regions
+
+
+def _vector_clusters(page: Any) -> list[Any]:
+    if sum(len(page.parent.xref_stream(x) or b"") for x in page.get_contents()) > MAX_VECTOR_CONTENT:
+        return []  # pathological page: millions of paths would outlast the time limit
+    drawings = page.get_drawings()
+    if not drawings:
+        return []
+    return page.cluster_drawings(drawings=drawings, x_tolerance=4, y_tolerance=4)
+
+
+def overlap_share(a: BBox, b: BBox) -> float:
+    """Share of `a`'s area that lies inside `b`."""
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    area = (a[2] - a[0]) * (a[3] - a[1])
+    return max(0.0, w) * max(0.0, h) / area if area > 0 else 0.0
