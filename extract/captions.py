@@ -212,10 +212,13 @@ def pair_captions(
     result: list[int | None] = []
     for i, region in enumerate(regions):
         best: tuple[float, int] | None = None
-        for j, cap in enumerate(captions):
-            d = caption_distance(region.bbox, clusters[i], cap.bbox, blockers)
-            if d is not None and (best is None or d < best[0]):
-                best = (d, j)
+        for member in (region.bbox, clusters[i]):  # the cluster: a short caption under A of A|B
+            for j, cap in enumerate(captions):
+                d = caption_distance(member, clusters[i], cap.bbox, blockers)
+                if d is not None and (best is None or d < best[0]):
+                    best = (d, j)
+            if best is not None:
+                break
         result.append(None if best is None else best[1])
     return result
 

@@ -156,3 +156,9 @@ def test_top_row_of_a_grid_follows_the_grid_to_its_caption():
     regions = [Region((54, 100, 250, 250), "image"), Region((54, 258, 250, 400), "image")]
     caps = [_cap((54, 70, 558, 92), "Figure 1"), _cap((54, 406, 558, 420), "Figure 2")]
     assert pair_captions(regions, caps, [(54, 30, 558, 68)]) == [1, 1]
+
+
+def test_short_caption_under_the_left_panel_still_claims_the_right_one():
+    regions = [Region((72, 72, 272, 294), "image"), Region((290, 72, 490, 294), "image")]
+    caps = [_cap((72, 302, 260, 312), "Figure 1")]
+    assert pair_captions(regions, caps, []) == [0, 0]
