@@ -220,7 +220,36 @@ def pair_captions(
             if best is not None:
                 break
         result.append(None if best is None else best[1])
-    return result
+    return _adopt_row_captions(regions, captions, blockers, result)
+
+
+def _adopt_row_captions(
+    regions: list[Region], captions: list[Caption], blockers: list[BBox], result: list[int | None]
+) -> list[int | None]:
+    """An unpaired region in the same row as a paired one shares its caption when that caption
+    lies below (or above) the whole row: a two-column-wide figure with a one-column caption."""
+    out = list(result)
+    for i, region in enumerate(regions):
+        if result[i] is not None:
+            continue
+        x0, y0, x1, y1 = region.bbox
+        for j, other in enumerate(regions):
+            k = result[j]
+            if k is None or _overlap(y0, y1, other.bbox[1], other.bbox[3]) < 0.5 * min(
+                y1 - y0, other.bbox[3] - other.bbox[1]
+            ):
+                continue
+            cap = captions[k].bbox
+            if cap[1] >= max(y1, other.bbox[3]) - 5:
+                gap = (x0, y1, x1, cap[1])
+            elif cap[3] <= min(y0, other.bbox[1]) + 5:
+                gap = (x0, cap[3], x1, y0)
+            else:
+                continue
+            if not _blocked(gap, blockers, horizontal=False):
+                out[i] = k
+                break
+    return out
 
 
 def _clusters(boxes: list[BBox], text: list[BBox], gap: float = 20.0) -> list[BBox]:

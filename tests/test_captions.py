@@ -162,3 +162,9 @@ def test_short_caption_under_the_left_panel_still_claims_the_right_one():
     regions = [Region((72, 72, 272, 294), "image"), Region((290, 72, 490, 294), "image")]
     caps = [_cap((72, 302, 260, 312), "Figure 1")]
     assert pair_captions(regions, caps, []) == [0, 0]
+
+
+def test_figure_across_both_columns_with_a_one_column_caption():
+    regions = [Region((54, 570, 300, 740), "image"), Region((330, 570, 558, 740), "image")]
+    caps = [_cap((54, 746, 290, 770), "Figure 3")]
+    assert pair_captions(regions, caps, [(322, 450, 558, 560)]) == [0, 0]
