@@ -28,6 +28,8 @@ class JatsFigure:
     caption: str  # caption title and paragraphs, without the label
     graphics: list[str] = field(default_factory=list)
     group: str | None = None  # the id of the enclosing <fig-group>, if any
+    panel: str | None = None  # "A", "B", ... for unlabelled figs inside a <fig-group>
+    panel_caption: str | None = None  # such a fig's own caption
 
 
 @dataclass
@@ -176,13 +178,14 @@ def _figures(root: Any) -> list[JatsFigure]:
         elif _local(el) == "fig-group":
             group_label = _label(_text(_first_child(el, "label")))
             group_caption = _caption(el)
-            for fig in _children(el, "fig"):
-                caption = _caption(fig)
-                if group_caption and caption:
-                    caption = f"{group_caption} {caption}"
+            for k, fig in enumerate(_children(el, "fig")):
+                own = _caption(fig)
+                label = _label(_text(_first_child(fig, "label")))
+                caption = f"{group_caption} {own}".strip() if group_caption else own
                 figures.append(JatsFigure(
-                    fig.get("id"), _label(_text(_first_child(fig, "label"))) or group_label,
-                    caption or group_caption, _graphics(fig), el.get("id") or group_label))
+                    fig.get("id"), label or group_label, caption, _graphics(fig),
+                    el.get("id") or group_label, None if label else chr(ord("A") + k),
+                    None if label else own or None))
     return figures
 
 
@@ -232,7 +235,12 @@ def figures_from_jats(
         found = [(href, data) for href, data in found if data]
         if not found:
             continue
-        letters = letter_regions(len(found), jf.caption) if len(found) > 1 else [(None, None)]
+        if jf.panel:
+            letters = [(jf.panel, jf.panel_caption)] * len(found)
+        elif len(found) > 1:
+            letters = letter_regions(len(found), jf.caption)
+        else:
+            letters = [(None, None)]
         for (_, data), (letter, part) in zip(found, letters, strict=True):
             try:
                 w, h = _size(data)

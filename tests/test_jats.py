@@ -63,6 +63,7 @@ def test_figures_with_labels_exact_captions_and_hrefs_without_extension():
         ("Figure 3", ["crj-42-g003a"]), ("Figure 3", ["crj-42-g003b"])]
     assert figs[0].caption == "Admission imaging. (A) PA radiograph. (B) Axial CT."
     assert figs[2].caption == "Imaging on day 14. Radiograph." and figs[2].group == "g3"
+    assert [(f.panel, f.panel_caption) for f in figs[2:]] == [("A", "Radiograph."), ("B", "CT.")]
 
 
 def test_figures_from_jats_splits_a_composite_and_keeps_single_images():
@@ -73,11 +74,12 @@ def test_figures_from_jats_splits_a_composite_and_keeps_single_images():
     figures = figures_from_jats(parse_jats(ARTICLE), images)
     got = [(f.label, f.panel, f.panel_caption) for f in figures]
     assert got == [("Figure 1", "A", "PA radiograph"), ("Figure 1", "B", "Axial CT"),
-                   ("Figure 2", None, None), ("Figure 3", None, None), ("Figure 3", None, None)]
+                   ("Figure 2", None, None), ("Figure 3", "A", "Radiograph."),
+                   ("Figure 3", "B", "CT.")]
     assert [tuple(int(v) for v in f.bbox) for f in figures[:2]] == boxes
     assert figures[2].image == single and figures[2].extension == "jpg"
     whole = figures_from_jats(parse_jats(ARTICLE), images, split_panels=False)
-    assert [f.panel for f in whole] == [None] * 4
+    assert [f.panel for f in whole] == [None, None, "A", "B"]  # fig-group members stay panels
 
 
 def test_missing_image_leaves_the_figure_out():
