@@ -222,7 +222,10 @@ def ensure_cached(files: Sequence[tuple[Path, str]], cache_dir: Path, size: int)
             with open(index_path, "a", encoding="ascii") as index:
                 index.write("".join(h + "\n" for h in new_hashes))
             hashes += new_hashes
-    pixels = np.memmap(pixels_path, dtype=np.uint8, mode="r", shape=(len(hashes), size, size))
+    if hashes:
+        pixels = np.memmap(pixels_path, dtype=np.uint8, mode="r", shape=(len(hashes), size, size))
+    else:
+        pixels = np.zeros((0, size, size), dtype=np.uint8)
     slots = [slot_of.get(sha) for _, sha in files]
     reused = sum(1 for _, sha in files if sha in slot_of and sha not in wanted)
     return CacheResult(pixels, slots, decoded, reused, failures)

@@ -318,7 +318,8 @@ def train(
         generator.manual_seed((config.seed * 100_003 + epoch) * 1009 + rank)  # resumable
         order = list(train_sampler)
         model.train()
-        started, seen, total_loss = time.perf_counter(), 0, 0.0
+        started, seen = time.perf_counter(), 0
+        total_loss = torch.zeros((), device=device)  # summed on the device: no sync per step
         batches = _train_batches(train_set, order, config, device, generator)
         steps = math.ceil(len(order) / config.batch_size)
         for x, y, m in progress(batches, steps, f"epoch {epoch + 1}/{config.epochs}"):
@@ -329,7 +330,7 @@ def train(
             loss.backward()
             optimizer.step()
             seen += x.shape[0]
-            total_loss += loss.item() * x.shape[0]
+            total_loss += loss.detach() * x.shape[0]
         scheduler.step()
         elapsed = time.perf_counter() - started
 
@@ -341,7 +342,8 @@ def train(
         if improved:
             best_score, best_epoch = score, epoch + 1
         record = {
-            "epoch": epoch + 1, "train_loss": total_loss / max(seen, 1), "val_mean_auc": val_auc,
+            "epoch": epoch + 1, "train_loss": total_loss.item() / max(seen, 1),
+            "val_mean_auc": val_auc,
             "seconds": round(elapsed, 3), "images_per_s": round(seen * world / elapsed, 1),
         }
         history.append(record)

@@ -217,6 +217,11 @@ def test_cache_ignores_pixels_written_after_a_crash(tmp_path):
     assert (tmp_path / "cache" / "32px" / "pixels.u8").stat().st_size == 2 * 32 * 32
 
 
+def test_no_rows_give_an_empty_dataset(tmp_path):
+    prepared = data.prepare_dataset(tmp_path, [], ["COVID-19"], 32)
+    assert len(prepared.dataset) == 0 and prepared.decoded == 0
+
+
 def test_roc_auc_counts_ties_half_and_needs_both_classes():
     assert roc_auc(np.array([0, 0, 1, 1]), np.array([0.1, 0.4, 0.35, 0.8])) == 0.75
     assert roc_auc(np.array([0, 1]), np.array([0.5, 0.5])) == 0.5
