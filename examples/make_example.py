@@ -47,45 +47,75 @@ def _ellipse(h: int, w: int, cy: float, cx: float, ry: float, rx: float) -> np.n
     return ((y - cy) / ry) ** 2 + ((x - cx) / rx) ** 2 <= 1.0
 
 
+def _smooth_noise(rng: np.random.Generator, h: int, w: int, scale: int) -> np.ndarray:
+    """Low-frequency texture in [-0.5, 0.5]: random values on a coarse grid, upsampled."""
+    small = rng.normal(0, 1, (max(2, h // scale), max(2, w // scale)))
+    small = (small - small.min()) / (np.ptp(small) + 1e-9) * 255
+    coarse = Image.fromarray(small.astype(np.uint8)).resize((w, h), Image.BICUBIC)
+    return np.asarray(coarse, float) / 255 - 0.5
+
+
 def radiograph_like(size: int = 360, seed: int = 1) -> bytes:
-    """A greyscale PA-chest-radiograph-like JPEG: bright body, dark lungs, ribs, spine."""
+    """A greyscale PA-chest-radiograph-like JPEG: body, dark lungs, ribs, spine, heart."""
     rng = np.random.default_rng(seed)
     h, w = size, int(size * 0.9)
-    img = np.full((h, w), 30.0)
-    img[_ellipse(h, w, h * 0.55, w / 2, h * 0.55, w * 0.48)] = 170
+    yy, xx = np.mgrid[0:h, 0:w]
+    img = 25 + 30 * np.exp(-(((xx - w / 2) / (w * 0.6)) ** 2))
+    body = _ellipse(h, w, h * 0.62, w / 2, h * 0.62, w * 0.5)
+    img = np.where(body, 150 + 15 * _smooth_noise(rng, h, w, 20), img)
+    lungs = np.zeros((h, w), bool)
     for side in (-1, 1):
-        lung = _ellipse(h, w, h * 0.5, w / 2 + side * w * 0.2, h * 0.33, w * 0.15)
-        img[lung] = 70
-    y, x = np.mgrid[0:h, 0:w]
-    for k in range(8):
-        rib = np.abs(y - (h * 0.25 + k * h * 0.065) - 0.0015 * (x - w / 2) ** 2) < 3
-        img[rib & (img < 120)] += 35
-    img[(np.abs(x - w / 2) < w * 0.05) & (y > h * 0.1)] = 200
-    img[_ellipse(h, w, h * 0.62, w * 0.56, h * 0.12, w * 0.12) & (img > 150)] = 215
-    opacity = _ellipse(h, w, h * 0.68, w * 0.3, h * 0.08, w * 0.08)
-    opacity |= _ellipse(h, w, h * 0.7, w * 0.7, h * 0.07, w * 0.07)
-    img[opacity] += 40
-    img += rng.normal(0, 6, img.shape)
+        lungs |= _ellipse(h, w, h * 0.5, w / 2 + side * w * 0.21, h * 0.34, w * 0.16)
+    img[lungs] = 65 + 18 * _smooth_noise(rng, h, w, 6)[lungs] + 0.08 * (yy[lungs] - h * 0.3)
+    for k in range(9):
+        rib = np.abs(yy - (h * 0.2 + k * h * 0.062) - 0.0016 * (xx - w / 2) ** 2) < 3.5
+        img[rib & lungs] += 38
+    spine = (np.abs(xx - w / 2) < w * 0.055) & (yy > h * 0.05)
+    img[spine] = 205 + 10 * _smooth_noise(rng, h, w, 8)[spine]
+    heart = _ellipse(h, w, h * 0.66, w * 0.55, h * 0.14, w * 0.16)
+    img[heart] = np.maximum(img[heart], 200)
+    img[(yy > h * 0.82) & body] = 195
+    opacity = _ellipse(h, w, h * 0.7, w * 0.3, h * 0.08, w * 0.08)
+    opacity |= _ellipse(h, w, h * 0.72, w * 0.7, h * 0.07, w * 0.07)
+    img[opacity & lungs] += 45
+    img += rng.normal(0, 5, img.shape)
     picture = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8), "L")
-    return _jpeg(picture.filter(ImageFilter.GaussianBlur(2)))
+    return _jpeg(picture.filter(ImageFilter.GaussianBlur(1.5)))
 
 
 def ct_like(size: int = 320, seed: int = 2) -> bytes:
-    """A greyscale axial-chest-CT-like JPEG: black field, round body, dark lungs, GGO."""
+    """A greyscale axial-chest-CT-like JPEG in lung window: bright body, dark lungs, vessels."""
     rng = np.random.default_rng(seed)
     h = w = size
-    img = np.zeros((h, w))
-    body = _ellipse(h, w, h / 2, w / 2, h * 0.36, w * 0.46)
-    img[body] = 150
-    img[body & ~_ellipse(h, w, h / 2, w / 2, h * 0.33, w * 0.43)] = 190
+    yy, xx = np.mgrid[0:h, 0:w]
+    img = np.full((h, w), 12.0)
+    body = _ellipse(h, w, h * 0.5, w / 2, h * 0.42, w * 0.5)
+    img[body] = 185 + 12 * _smooth_noise(rng, h, w, 10)[body]
+    img[_ellipse(h, w, h * 0.5, w / 2, h * 0.36, w * 0.45)] = 200
+    lungs = np.zeros((h, w), bool)
     for side in (-1, 1):
-        img[_ellipse(h, w, h * 0.5, w / 2 + side * w * 0.2, h * 0.25, w * 0.15)] = 15
-        img[_ellipse(h, w, h * 0.58, w / 2 + side * w * 0.3, h * 0.06, w * 0.05)] = 80
-    img[_ellipse(h, w, h * 0.5, w / 2, h * 0.1, w * 0.08)] = 130
-    img[_ellipse(h, w, h * 0.78, w / 2, h * 0.06, w * 0.05)] = 240
-    img[body] += rng.normal(0, 8, img.shape)[body]
+        lungs |= _ellipse(h, w, h * 0.5, w / 2 + side * w * 0.215, h * 0.3, w * 0.185)
+    img[lungs] = 40 + 14 * _smooth_noise(rng, h, w, 5)[lungs]
+    for _ in range(90):  # vessels: short bright strokes
+        side = rng.choice([-1, 1])
+        cy = h * 0.5 + rng.normal(0, h * 0.13)
+        cx = w / 2 + side * w * 0.2 + rng.normal(0, w * 0.08)
+        angle, length, radius = rng.uniform(0, np.pi), rng.uniform(3, 12), rng.uniform(0.8, 2.2)
+        across = np.abs((yy - cy) * np.cos(angle) - (xx - cx) * np.sin(angle))
+        along = np.abs((yy - cy) * np.sin(angle) + (xx - cx) * np.cos(angle))
+        img[(across < radius) & (along < length) & lungs] = 150
+    ggo = _ellipse(h, w, h * 0.66, w * 0.27, h * 0.08, w * 0.07)
+    ggo = (ggo | _ellipse(h, w, h * 0.68, w * 0.74, h * 0.07, w * 0.06)) & lungs
+    img[ggo] += 50 + 20 * _smooth_noise(rng, h, w, 4)[ggo]
+    img[_ellipse(h, w, h * 0.47, w / 2, h * 0.14, w * 0.11)] = 215
+    img[_ellipse(h, w, h * 0.36, w / 2 - w * 0.02, h * 0.04, w * 0.035)] = 225
+    img[_ellipse(h, w, h * 0.8, w / 2, h * 0.06, w * 0.055)] = 250
+    img[_ellipse(h, w, h * 0.8, w / 2, h * 0.03, w * 0.03)] = 120
+    img[_ellipse(h, w, h * 0.18, w / 2, h * 0.025, w * 0.09)] = 245
+    img[int(h * 0.95) : int(h * 0.96), :] = 150
+    img += rng.normal(0, 5, img.shape)
     picture = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8), "L")
-    return _jpeg(picture.filter(ImageFilter.GaussianBlur(1)))
+    return _jpeg(picture.filter(ImageFilter.GaussianBlur(0.7)))
 
 
 def _jpeg(picture: Image.Image) -> bytes:
