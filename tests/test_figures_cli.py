@@ -64,10 +64,11 @@ def test_jats_with_images_beside_it(tmp_path):
     (tmp_path / "crj-42-g002.jpg").write_bytes(encode(radiograph_array(1)))
     result = CliRunner().invoke(main, ["figures", "--jats", str(tmp_path / "article.nxml"),
                                        "--out", str(tmp_path / "out"), "--json"])
-    assert result.exit_code == 0, result.output
     records = json.loads(result.stdout)
     assert [(r["label"], r["panel"]) for r in records] == [
         ("Figure 1", "A"), ("Figure 1", "B"), ("Figure 2", None)]
+    assert result.exit_code == 1  # the fig-group's two images are missing: said, rest kept
+    assert "no image file for graphic 'crj-42-g003a'" in result.stderr
 
 
 def test_bad_pdf_is_one_error_line_and_exit_1(tmp_path):

@@ -7,7 +7,14 @@ from pathlib import Path
 
 import click
 
-from cxrbank.commands.common import CxrbankError, emit_json, json_option, say
+from cxrbank.commands.common import (
+    EXIT_PARTIAL,
+    CxrbankError,
+    emit_json,
+    json_option,
+    say,
+    say_error,
+)
 
 
 def _file_name(index: int, figure) -> str:
@@ -67,14 +74,16 @@ def figures_cmd(file: Path | None, jats_file: Path | None, out_dir: Path, debug:
 
     source = file or jats_file
     data = source.read_bytes()
+    missing: list[str] = []
     try:
         if file is not None:
             figures = extract_figures(data, split_panels=not whole, time_limit=time_limit)
         else:
             article = parse_jats(data)
             hrefs = [h for f in article.figures for h in f.graphics]
-            figures = figures_from_jats(article, _jats_images(jats_file, hrefs),
-                                        split_panels=not whole)
+            images = _jats_images(jats_file, hrefs)
+            missing = [h for h in hrefs if h not in images]
+            figures = figures_from_jats(article, images, split_panels=not whole)
     except (PdfError, JatsError) as exc:
         raise CxrbankError(f"{source.name}: {exc}") from None
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -97,3 +106,7 @@ def figures_cmd(file: Path | None, jats_file: Path | None, out_dir: Path, debug:
         captioned = sum(1 for f in figures if f.label)
         say(f"{source.name}: {len(figures)} figure images ({captioned} with captions) "
             f"written to {out_dir}")
+    for href in missing:
+        say_error(f"{source.name}: no image file for graphic {href!r} beside it")
+    if missing:
+        click.get_current_context().exit(EXIT_PARTIAL)
