@@ -2,8 +2,8 @@
 
 Usage: python bench/split.py [--patients 50000] [--root COLLECTION] [--seed 0]
 
-Data: the collection at --root if given (e.g. one made by `cxrbank import`), else the rows of
-../shared/data/cxr-dev/metadata.csv read in place; and a generated collection of --patients
+Data: the collection at --root if given, else ../shared/data/cxr-dev imported into a temporary
+collection (images hard-linked, nothing copied into the repository); and a generated collection of --patients
 patients with upstream-like label rarity, a hospital mix per source, 1-8 images per patient.
 Every method's patient -> fold assignment is measured the same way (curation/balance.py).
 """
@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import csv
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -69,8 +70,21 @@ def generated_rows(patients: int, seed: int) -> list[dict[str, str]]:
 
 
 def cxr_dev_rows() -> list[dict[str, str]]:
+    """The rows of cxr-dev's metadata.csv as upstream wrote them (flat findings)."""
     with open(CXR_DEV, encoding="utf-8", newline="") as handle:
         return list(csv.DictReader(handle))
+
+
+def imported_cxr_dev_rows() -> tuple[list[dict[str, str]], str]:
+    """cxr-dev imported by `cxrbank import --link` into a temporary collection, or its CSV rows."""
+    try:
+        from cxrbank.upstream import import_upstream  # noqa: PLC0415
+    except ImportError:
+        return cxr_dev_rows(), "cxr-dev (rows of metadata.csv read in place; no importer)"
+    with tempfile.TemporaryDirectory() as tmp:
+        collection = Collection.create(Path(tmp) / "cxr-dev")
+        import_upstream(CXR_DEV.parent, collection, link=True)
+        return collection.read_rows(), "cxr-dev imported with `cxrbank import --link`"
 
 
 def baseline_folds(name: str, split: Split, seed: int) -> np.ndarray:
@@ -119,6 +133,9 @@ def measure(name: str, split: Split, seconds: float) -> dict:
 
 
 def compare(title: str, rows: list[dict[str, str]], settings: SplitSettings) -> list[dict]:
+    import iterstrat.ml_stratifiers  # noqa: F401, PLC0415 - imported before any timing
+    import sklearn.model_selection  # noqa: F401, PLC0415
+
     start = time.perf_counter()
     ours = split_rows(rows, settings)
     results = [measure("cxrbank split", ours, time.perf_counter() - start)]
@@ -133,8 +150,8 @@ def compare(title: str, rows: list[dict[str, str]], settings: SplitSettings) -> 
     print(f"{'method':28} {'LD folds':>9} {'LD part':>9} {'LD pat':>9} {'gap pp':>7} "
           f"{'0-pos':>6} {'overlap':>7} {'time s':>7}")
     for r in results:
-        print(f"{r['method']:28} {r['LD_folds']:9.4f} {r['LD_partitions']:9.4f} "
-              f"{r['LD_patients']:9.4f} {r['max_gap_pp']:7.2f} {r['zero_pos_folds']:6d} "
+        print(f"{r['method']:28} {r['LD_folds']:9.2e} {r['LD_partitions']:9.2e} "
+              f"{r['LD_patients']:9.2e} {r['max_gap_pp']:7.3f} {r['zero_pos_folds']:6d} "
               f"{r['overlap']:7d} {r['seconds']:7.2f}")
     return results
 
@@ -157,7 +174,7 @@ def incremental(rows: list[dict[str, str]], settings: SplitSettings, seed: int) 
     ld_grown = balance_report(grown.view())["ld"]["folds"]
     ld_full = balance_report(full.view())["ld"]["folds"]
     print(f"incremental (+{len(late)} patients): moved {grown.moved['fold']} existing patients, "
-          f"LD {ld_grown:.4f} vs full rebalance {ld_full:.4f} ({100 * (ld_grown / ld_full - 1):+.1f}%), "
+          f"LD {ld_grown:.3e} vs full rebalance {ld_full:.3e} ({100 * (ld_grown / ld_full - 1):+.1f}%), "
           f"{elapsed:.2f} s; a rebalance would move {full.moved['fold']} patients "
           f"({full.moved['left_test']} out of test)")
 
@@ -173,7 +190,7 @@ def main() -> None:
     if args.root:
         real, title = Collection.open(args.root).read_rows(), f"collection {args.root}"
     elif CXR_DEV.exists():
-        real, title = cxr_dev_rows(), "cxr-dev (rows of metadata.csv, read in place)"
+        real, title = imported_cxr_dev_rows()
     else:
         real, title = [], ""
         print("no cxr-dev data beside the repository; generated collection only", file=sys.stderr)

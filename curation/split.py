@@ -40,10 +40,12 @@ PARTITION_HEADER = ("filename", "patientid", "partition", "fold")
 SIZE_WEIGHT = 32.0  # how much more equal images per fold weigh than one label's balance
 HEADCOUNT_WEIGHT = 8.0  # the same for equal patients per fold
 PATIENT_WEIGHT = 0.5  # how much balance over patients weighs beside balance over images
+LD_EXPONENT = 4.0  # (S/N)**4/S**2 = (S/N**2)**2, the squared LD sensitivity (dim_weights)
 RARE_WEIGHT = 0.01  # how much a rare label's relative spread weighs beside LD
-MAX_PASSES = 4  # improvement passes, fewer for large collections (PASS_BUDGET)
+MAX_PASSES = 12  # improvement passes, fewer for large collections (PASS_BUDGET)
 PASS_BUDGET = 60_000  # patient visits over all passes: keeps 50,000 patients near 5 s
-SWAP_CANDIDATES = 48
+SWAP_CANDIDATES = 48  # partners tried per patient in a swap pass
+SAME_SIZE_SHARE = 0.5  # of them with as many images (swaps that keep fold sizes)
 
 
 class SplitError(Exception):
@@ -226,7 +228,8 @@ def dim_weights(counts: np.ndarray, base: np.ndarray) -> np.ndarray:
     totals = counts.sum(axis=0)
     whole = np.where(base >= 0, totals[np.maximum(base, 0)], totals)
     negatives = np.maximum(whole - totals, np.maximum(whole / 10.0, 1.0))
-    weights = (whole / negatives**2) ** 2 + RARE_WEIGHT / np.maximum(totals, 1.0) ** 2
+    weights = (whole / negatives) ** LD_EXPONENT / np.maximum(whole, 1.0) ** 2
+    weights += RARE_WEIGHT / np.maximum(totals, 1.0) ** 2
     count_dims = base < 0
     weights[count_dims] = 1.0 / np.maximum(totals[count_dims], 1.0) ** 2
     weights[:2] *= (SIZE_WEIGHT, HEADCOUNT_WEIGHT)[: len(weights)]
@@ -303,8 +306,9 @@ def improve(
                 where[p] = b
                 changes += 1
         if n_free > 1:
-            partners = free[rng.integers(0, n_free, (n_free, SWAP_CANDIDATES))]
-            for p, q in zip(free[rng.permutation(n_free)].tolist(), partners, strict=True):
+            visit = free[rng.permutation(n_free)]
+            partners = swap_partners(values[:, 0], free, visit, rng)
+            for p, q in zip(visit.tolist(), partners, strict=True):
                 a, b = where[p], where[q]
                 step = values[p] - values[q]
                 delta = ((weights * step) * (deviation[b] - deviation[a] + step)).sum(axis=1)
@@ -317,6 +321,21 @@ def improve(
                     changes += 1
         if not changes:
             break
+
+
+def swap_partners(
+    images: np.ndarray, free: np.ndarray, visit: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
+    """(len(visit), SWAP_CANDIDATES) free patients to try swapping with each visited one:
+    SAME_SIZE_SHARE of them with as many images (a swap that keeps fold sizes), the rest any."""
+    by_size = free[np.argsort(images[free], kind="stable")]
+    sizes = images[by_size]
+    low = np.searchsorted(sizes, images[visit], side="left")
+    high = np.searchsorted(sizes, images[visit], side="right")
+    same = int(SWAP_CANDIDATES * SAME_SIZE_SHARE)
+    pick = low[:, None] + (rng.random((len(visit), same)) * (high - low)[:, None]).astype(np.int64)
+    anyone = rng.integers(0, len(free), (len(visit), SWAP_CANDIDATES - same))
+    return np.concatenate([by_size[pick], free[anyone]], axis=1)
 
 
 def read_partition(path: Path) -> list[tuple[str, str, str, int]]:
@@ -457,7 +476,11 @@ def split_collection(
     previous: dict[str, tuple[str, int]] = {}
     merged = 0
     if path.exists():
-        previous, merged = previous_assignment(read_partition(path))
+        try:
+            previous, merged = previous_assignment(read_partition(path))
+        except SplitError:
+            if not rebalance:
+                raise  # with --rebalance an unreadable previous split is simply replaced
     split = split_rows(collection.read_rows(), settings, previous, rebalance)
     split.moved["merged"] = merged
     return split, write_split(collection.root, split)

@@ -231,3 +231,5 @@ def test_malformed_previous_partition_is_one_clear_error(tmp_path):
     (root / "splits" / "partition.tsv").write_text("filename,patientid\nx,1\n")
     with pytest.raises(SplitError, match=r"not a partition\.tsv"):
         split_collection(root, SplitSettings(folds=5))
+    split, _ = split_collection(root, SplitSettings(folds=5), rebalance=True)
+    assert split.kept == 0 and read_partition(root / "splits" / "partition.tsv")
