@@ -235,23 +235,31 @@ def evaluate_checkpoint(
     }
     out = out_dir or checkpoint.parent
     stem = f"{checkpoint.stem}-{split}"
-    text = json.dumps(report, indent=2, default=_jsonable)
+    text = json.dumps(plain_json(report), indent=2, allow_nan=False)
     atomic_write_bytes(out / f"{stem}.metrics.json", text.encode())
-    atomic_write_bytes(out / f"{stem}.model-card.md", model_card(report).encode())
-    return json.loads(text)
+    result = json.loads(text)
+    atomic_write_bytes(out / f"{stem}.model-card.md", model_card(result).encode())
+    return result
 
 
-def _jsonable(value: Any) -> Any:
-    return list(value) if isinstance(value, tuple) else str(value)
+def plain_json(value: Any) -> Any:
+    """Values strict JSON can hold: NaN and infinities become null, tuples lists."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): plain_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain_json(v) for v in value]
+    return value
 
 
-def _fmt(value: float) -> str:
+def _fmt(value: float | None) -> str:
     return "n/a" if value is None or math.isnan(value) else f"{value:.3f}"
 
 
-def _fmt_ci(pair: Sequence[float]) -> str:
+def _fmt_ci(pair: Sequence[float | None]) -> str:
     low, high = pair
-    return "n/a" if math.isnan(low) else f"{low:.3f}-{high:.3f}"
+    return "n/a" if low is None or high is None or math.isnan(low) else f"{low:.3f}-{high:.3f}"
 
 
 def model_card(report: dict[str, Any]) -> str:
@@ -270,6 +278,7 @@ def model_card(report: dict[str, Any]) -> str:
         + f": {report['rows']} images; views {', '.join(report['views'])}; "
         f"modalities {', '.join(report['modalities'])}; {report['size']} px",
     ]
+    lines.append(f"- Trained: {report['arch']}, checkpoint of epoch {report.get('epoch')}")
     if report.get("trained_split_hash") and report["trained_split_hash"] != report["split_hash"]:
         lines.append("- **The split changed since training: these figures may include training "
                      "patients.**")
@@ -279,13 +288,15 @@ def model_card(report: dict[str, Any]) -> str:
         "",
         f"Mean AUC: {_fmt(report['mean_auc'])}",
         "",
-        "| label | n | pos | AUC | AUC 95% CI | sensitivity | specificity | threshold |",
-        "|---|---|---|---|---|---|---|---|",
+        "| label | n | pos | AUC (95% CI) | sensitivity (95% CI) | specificity (95% CI) "
+        "| threshold |",
+        "|---|---|---|---|---|---|---|",
     ]
     for label, r in report["labels"].items():
         lines.append(
-            f"| {label} | {r['n']} | {r['positives']} | {_fmt(r['auc'])} | {_fmt_ci(r['auc_ci95'])}"
-            f" | {_fmt(r['sensitivity'])} | {_fmt(r['specificity'])} | {r['threshold']} |"
+            f"| {label} | {r['n']} | {r['positives']} | {_fmt(r['auc'])} ({_fmt_ci(r['auc_ci95'])})"
+            f" | {_fmt(r['sensitivity'])} ({_fmt_ci(r['sensitivity_ci95'])})"
+            f" | {_fmt(r['specificity'])} ({_fmt_ci(r['specificity_ci95'])}) | {r['threshold']} |"
         )
     lines += ["", "### By source", "", "| label | source | n | pos | AUC | AUC 95% CI |",
               "|---|---|---|---|---|---|"]

@@ -39,7 +39,7 @@ from models.data import (
     split_hash,
     split_of,
 )
-from models.evaluate import mean_auc, predict
+from models.evaluate import mean_auc, plain_json, predict
 from models.nets import ARCHS, InitReport, create_model, load_init
 
 Progress = Callable[[Iterable[Any], int, str], Iterable[Any]]
@@ -364,7 +364,7 @@ def train(
             _save(out / "last.pt", state)
             if improved:
                 _save(out / "best.pt", state)
-            atomic_write_bytes(out / "history.json", json.dumps(history, indent=2).encode())
+            atomic_write_bytes(out / "history.json", json.dumps(plain_json(history), indent=2).encode())
         if epoch + 1 - best_epoch >= config.patience:
             stopped_early = epoch + 1 < config.epochs
             log(f"stopping: no better validation AUC for {config.patience} epochs")

@@ -78,6 +78,7 @@ def train_cmd(
     """Train a classifier on the collection's split; best checkpoint by validation mean AUC."""
     try:
         from models.data import DataError  # torch loads only here
+        from models.evaluate import plain_json
         from models.nets import WeightsError
         from models.train import TrainConfig, train
     except ImportError as exc:
@@ -111,7 +112,7 @@ def train_cmd(
         "history": result.history,
     }
     if as_json:
-        emit_json(summary)
+        emit_json(plain_json(summary))
     else:
         click.echo(
             f"best validation mean AUC {result.best_score:.4f} at epoch {result.best_epoch}; "
@@ -154,11 +155,16 @@ def evaluate_cmd(
     if as_json:
         emit_json(report)
         return
-    click.echo(f"{split}: {report['rows']} images, mean AUC {report['mean_auc']:.4f}")
+    click.echo(f"{split}: {report['rows']} images, mean AUC {_num(report['mean_auc'])}")
     for label, r in report["labels"].items():
         low, high = r["auc_ci95"]
         click.echo(
-            f"  {label}: AUC {r['auc']:.3f} (95% CI {low:.3f}-{high:.3f}), n={r['n']}, "
-            f"sensitivity {r['sensitivity']:.3f}, specificity {r['specificity']:.3f} "
+            f"  {label}: AUC {_num(r['auc'])} (95% CI {_num(low)}-{_num(high)}), n={r['n']}, "
+            f"sensitivity {_num(r['sensitivity'])}, specificity {_num(r['specificity'])} "
             f"at {threshold}"
         )
+    click.echo(f"metrics and model card beside {out or checkpoint.parent}")
+
+
+def _num(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
