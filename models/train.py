@@ -246,6 +246,11 @@ def train(
             f"{len(splits['val'])} val after the view/modality filters{hint}"
         )
     if resume_state is not None:
+        if resume_state["config"].get("arch") != config.arch:
+            raise DataError(f"{config.resume} is a {resume_state['config'].get('arch')} run, "
+                            f"not {config.arch}")
+        if resume_state.get("split_hash") != digest:
+            log(f"warning: the split changed since {config.resume} was saved")
         labels = list(resume_state["labels"])
     else:
         labels = list(config.labels) if config.labels else label_vocabulary(splits["train"])

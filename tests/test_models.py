@@ -112,6 +112,14 @@ def test_checkpoint_resumes_where_an_interrupted_run_stopped(collection_root, tm
     assert "release" in run and state["release"] is None
 
 
+def test_resume_refuses_a_checkpoint_of_another_arch(collection_root, tmp_path):
+    train(tiny_config(collection_root, tmp_path / "run", epochs=1))
+    config = tiny_config(collection_root, tmp_path / "run", arch="resnet50",
+                         resume=str(tmp_path / "run" / "last.pt"))
+    with pytest.raises(data.DataError, match="is a tiny run, not resnet50"):
+        train(config)
+
+
 def test_release_is_recorded_in_checkpoint_and_model_card(collection_root, tmp_path):
     train(tiny_config(collection_root, tmp_path / "run", epochs=1, release="2026.11"))
     assert load_checkpoint(tmp_path / "run" / "best.pt")["release"] == "2026.11"
