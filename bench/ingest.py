@@ -50,23 +50,34 @@ def three_figure_pdf(seed: int) -> bytes:
     return data
 
 
-def serve_papers(web: LocalWeb, count: int) -> list[str]:
+def realistic_pdf(seed: int) -> bytes:
+    """A multi-page case report from tests/fixtures/casereport.py (7+ figures, panels, logo)."""
+    from tests.fixtures.casereport import LAYOUTS, make_case_report_pdf
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "case.pdf"
+        make_case_report_pdf(path, layout=LAYOUTS[seed % len(LAYOUTS)], seed=seed)
+        return path.read_bytes()
+
+
+def serve_papers(web: LocalWeb, count: int, realistic: bool) -> list[str]:
     services = sw.ScholarlyWeb(web)
     dois = []
+    make = realistic_pdf if realistic else three_figure_pdf
     for i in range(count):
         doi = f"10.5555/bench.{i}"
         services.add_europepmc(doi)
         services.add_unpaywall(doi, sw.unpaywall(doi, [(web.url(f"/files/{i}.pdf"), "cc-by")]))
         services.add_crossref(doi, sw.crossref(doi, "https://creativecommons.org/licenses/by/4.0"))
-        services.add_file(f"/files/{i}.pdf", three_figure_pdf(seed=100 + 10 * i))
+        services.add_file(f"/files/{i}.pdf", make(100 + 10 * i))
         dois.append(doi)
     return dois
 
 
-def bench_crawl(count: int) -> None:
+def bench_crawl(count: int, realistic: bool) -> None:
     web = LocalWeb()
     try:
-        dois = serve_papers(web, count)
+        dois = serve_papers(web, count, realistic)
         with tempfile.TemporaryDirectory() as root:
             overrides = {**sw.ScholarlyWeb(web).overrides, "CXRBANK_ROOT": root,
                          "CONCURRENT_REQUESTS_PER_DOMAIN": 16, "CXRBANK_INGEST_CONCURRENCY": 4,
@@ -83,7 +94,8 @@ def bench_crawl(count: int) -> None:
     store = float(stats.get("cxrbank/store_wall_s", 0.0))
     added = sum(o["added"] for o in summary["outcomes"])
     peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    print(f"papers: {count}, images added: {added}, rows: {rows}")
+    kind = "casereport.py multi-page" if realistic else "3-figure one/two-page"
+    print(f"papers: {count} ({kind}), images added: {added}, rows: {rows}")
     print(f"whole path: {wall:.2f} s wall -> {count / wall * 60:.0f} papers/min "
           f"(child start and reactor included)")
     print(f"extraction: {extract:.2f} s wall; outside extraction: {1 - extract / wall:.0%} "
@@ -110,7 +122,8 @@ def main() -> int:
     parser.add_argument("--papers", type=int, default=20)
     args = parser.parse_args()
     bench_local_paper()
-    bench_crawl(args.papers)
+    bench_crawl(args.papers, realistic=False)
+    bench_crawl(args.papers, realistic=True)
     print("(measured on a shared machine with other work running)")
     return 0
 
