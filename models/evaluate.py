@@ -186,8 +186,10 @@ def evaluate_checkpoint(
     rounds: int = 1000,
     device: str = "auto",
     out_dir: Path | None = None,
+    release: str | None = None,
 ) -> dict[str, Any]:
-    """Evaluate a checkpoint on a split of its collection; write metrics JSON and a model card."""
+    """Evaluate a checkpoint on a split of its collection (or of a release's frozen rows and
+    split); write metrics JSON and a model card."""
     from models.train import (  # train imports this module: import it late
         TrainConfig,
         load_checkpoint,
@@ -199,6 +201,9 @@ def evaluate_checkpoint(
     config = TrainConfig.from_dict(state["config"])
     if root is not None:
         config.root = str(root)
+        config.metadata = config.partition = None  # the collection's own files, unless --release
+    if release is not None:
+        config.use_release(release)
     torch_device = resolve_device(device)
     splits, current_hash, data_version = load_split_rows(config)
     if split not in splits or not splits[split]:
@@ -310,3 +315,34 @@ def model_card(report: dict[str, Any]) -> str:
     if report.get("left_out"):
         lines += [f"{len(report['left_out'])} images could not be used and were left out.", ""]
     return "\n".join(lines)
+
+
+def compare_checkpoints(
+    old: Path, new: Path, root: Path, split: str = "test", rounds: int = 1000,
+    device: str = "auto",
+) -> dict[str, Any]:
+    """Two releases' models on the newer one's release (its frozen rows and split): per-label
+    AUC of each and the change."""
+    from models.train import load_checkpoint  # noqa: PLC0415 - train imports this module
+
+    release = load_checkpoint(new).get("release")
+    reports = {}
+    for name, checkpoint in (("old", old), ("new", new)):
+        reports[name] = evaluate_checkpoint(checkpoint, root=root, split=split, rounds=rounds,
+                                            device=device, release=release)
+    labels = sorted(set(reports["old"]["labels"]) | set(reports["new"]["labels"]))
+    rows = {}
+    for label in labels:
+        before = (reports["old"]["labels"].get(label) or {}).get("auc")
+        after = (reports["new"]["labels"].get(label) or {}).get("auc")
+        change = None if before is None or after is None else after - before
+        rows[label] = {"old_auc": before, "new_auc": after, "change": change}
+    return {
+        "split": split, "release": release, "rows": reports["new"]["rows"],
+        "old": {"checkpoint": str(old), "release": reports["old"]["release"],
+                "mean_auc": reports["old"]["mean_auc"]},
+        "new": {"checkpoint": str(new), "release": reports["new"]["release"],
+                "mean_auc": reports["new"]["mean_auc"]},
+        "labels": rows,
+    }
+

@@ -22,7 +22,8 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from cxrbank.collection import Collection, Row, atomic_write_bytes
+from cxrbank.collection import Collection, Row, atomic_write_bytes, read_csv_rows
+from cxrbank.schema import blank_row
 from models.data import (
     CACHE_DIR,
     FRONTAL_VIEWS,
@@ -72,6 +73,7 @@ class TrainConfig:
     max_pos_weight: float = 20.0
     seed: int = 0
     partition: str | None = None  # default: <root>/splits/partition.tsv
+    metadata: str | None = None  # the rows file; default: <root>/metadata.csv
     cache_dir: str | None = None  # default: <root>/.cxrbank/cache
     release: str | None = None  # the data release trained on (`cxrbank train --release`)
 
@@ -103,6 +105,22 @@ class TrainConfig:
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in names})
+
+    def use_release(self, version: str) -> None:
+        """Train or evaluate on exactly a release's frozen rows and split."""
+        from curation.release import ReleaseError, release_dir  # noqa: PLC0415
+
+        try:
+            folder = release_dir(Collection(self.root), version)
+        except ReleaseError as exc:
+            raise DataError(str(exc)) from exc
+        for name in ("metadata.csv", "partition.tsv"):
+            if not (folder / name).is_file():
+                raise DataError(f"release {version} has no {name} ({folder}); "
+                                "make releases after `cxrbank split`")
+        self.metadata = str(folder / "metadata.csv")
+        self.partition = str(folder / "partition.tsv")
+        self.release = version
 
     def partition_path(self) -> Path:
         return Path(self.partition) if self.partition else Path(self.root) / PARTITION_FILE
@@ -142,14 +160,17 @@ def load_split_rows(config: TrainConfig) -> tuple[dict[str, list[Row]], str, str
     if not collection.metadata_path.is_file():
         raise DataError(f"{root}: no metadata.csv here (not a collection)")
     partition = read_partition(config.partition_path())
-    rows = select_rows(collection.read_rows(), config.views, config.modalities)
+    metadata = Path(config.metadata) if config.metadata else collection.metadata_path
+    all_rows = ([{**blank_row(), **r} for r in read_csv_rows(metadata)[1]] if config.metadata
+                else collection.read_rows())
+    rows = select_rows(all_rows, config.views, config.modalities)
     splits: dict[str, list[Row]] = {"train": [], "val": [], "test": []}
     for row in rows:
         entry = partition.get(row["filename"])
         if entry is not None:
             splits.setdefault(split_of(entry, config.fold), []).append(row)
     digest = split_hash(root, Path(config.partition) if config.partition else None)
-    data_version = hashlib.sha256(collection.metadata_path.read_bytes()).hexdigest()
+    data_version = hashlib.sha256(metadata.read_bytes()).hexdigest()
     return splits, digest, data_version
 
 

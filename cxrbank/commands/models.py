@@ -67,13 +67,16 @@ def _csv(value: str) -> tuple[str, ...]:
 @click.option("--patience", type=click.IntRange(1), default=5, show_default=True,
               help="Stop after this many epochs without a better validation AUC.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--release", "release", default=None, metavar="VERSION",
+              help="Train on exactly this release's rows and split (releases/VERSION).")
 @root_option
 @json_option
 def train_cmd(
     arch: str, size: int, epochs: int, batch_size: int, lr: float, device: str,
     fold: int | None, init: Path | None, trust_init: bool, resume: Path | None,
     out: Path | None, compile_: bool, views: str, modality: str, labels: str | None,
-    normalization: str, no_augment: bool, patience: int, seed: int, root: Path, as_json: bool,
+    normalization: str, no_augment: bool, patience: int, seed: int, release: str | None,
+    root: Path, as_json: bool,
 ) -> None:
     """Train a classifier on the collection's split; best checkpoint by validation mean AUC."""
     try:
@@ -93,6 +96,8 @@ def train_cmd(
             labels=_csv(labels) if labels else None, normalization=normalization,
             augment=not no_augment, patience=patience, seed=seed,
         )
+        if release:
+            config.use_release(release)
         result = train(config, log=say, progress=_progress)
     except (DataError, WeightsError, ValueError, OSError) as exc:
         raise CxrbankError(str(exc)) from exc
@@ -121,7 +126,13 @@ def train_cmd(
 
 
 @click.command("evaluate")
-@click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("checkpoint", required=False,
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--compare", nargs=2, default=None, metavar="OLD NEW",
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Per-label AUC change between two releases' models on NEW's release test split.")
+@click.option("--release", default=None, metavar="VERSION",
+              help="Evaluate on this release's frozen rows and split.")
 @click.option("--split", type=click.Choice(("train", "val", "test")), default="test",
               show_default=True)
 @click.option("--threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True,
@@ -135,20 +146,40 @@ def train_cmd(
 @root_option
 @json_option
 def evaluate_cmd(
-    checkpoint: Path, split: str, threshold: float, bootstrap: int, device: str,
-    out: Path | None, root: Path, as_json: bool,
+    checkpoint: Path | None, compare: tuple[Path, Path] | None, release: str | None, split: str,
+    threshold: float, bootstrap: int, device: str, out: Path | None, root: Path, as_json: bool,
 ) -> None:
     """Per-label AUC, sensitivity/specificity, bootstrap intervals, per-source results and a
-    model card for CHECKPOINT on a split of the collection."""
+    model card for CHECKPOINT on a split of the collection; or, with --compare OLD NEW, the
+    per-label AUC change between two releases' models."""
+    if (checkpoint is None) == (compare is None):
+        raise click.UsageError("give a CHECKPOINT or --compare OLD NEW")
     try:
         from models.data import DataError  # torch loads only here
-        from models.evaluate import evaluate_checkpoint
+        from models.evaluate import compare_checkpoints, evaluate_checkpoint
     except ImportError as exc:
         raise CxrbankError(f"evaluation needs torch: pip install 'cxrbank[train]' ({exc})") from exc
+    if compare is not None:
+        try:
+            result = compare_checkpoints(compare[0], compare[1], root, split, bootstrap, device)
+        except (DataError, ValueError, OSError, RuntimeError) as exc:
+            raise CxrbankError(f"--compare: {exc}") from exc
+        if as_json:
+            emit_json(result)
+            return
+        click.echo(f"{split} split of release {result['release'] or '(working collection)'}:"
+                   f" {result['rows']} images")
+        click.echo(f"  mean AUC {_num(result['old']['mean_auc'])} ({result['old']['release']})"
+                   f" -> {_num(result['new']['mean_auc'])} ({result['new']['release']})")
+        for label, r in result["labels"].items():
+            change = "n/a" if r["change"] is None else f"{r['change']:+.3f}"
+            click.echo(f"  {label}: {_num(r['old_auc'])} -> {_num(r['new_auc'])} ({change})")
+        return
+    assert checkpoint is not None
     try:
         report = evaluate_checkpoint(
             checkpoint, root=root, split=split, threshold=threshold, rounds=bootstrap,
-            device=device, out_dir=out,
+            device=device, out_dir=out, release=release,
         )
     except (DataError, ValueError, OSError, RuntimeError) as exc:
         raise CxrbankError(f"{checkpoint}: {exc}") from exc
