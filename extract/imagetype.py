@@ -9,7 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 TYPES: tuple[str, ...] = ("X-ray", "CT", "other")
 PARAMS_PATH = Path(__file__).with_name("imagetype_params.json")
@@ -37,7 +37,9 @@ def load_thumbnail(data: bytes | Image.Image | np.ndarray) -> tuple[np.ndarray, 
             raise ImageTypeError("empty input")
         try:
             image = Image.open(io.BytesIO(bytes(data)))
-        except (OSError, ValueError, SyntaxError) as exc:
+        except UnidentifiedImageError as exc:
+            raise ImageTypeError("not an image file of a known format") from exc
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
             raise ImageTypeError(f"not a readable image ({exc})") from exc
     else:
         raise ImageTypeError(f"cannot classify a {type(data).__name__}")

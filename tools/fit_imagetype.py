@@ -29,12 +29,11 @@ from extract.imagetype import (  # noqa: E402
     TYPES,
     ImageTypeError,
     image_features,
-    load_thumbnail,
     is_colourful,
+    load_thumbnail,
     predict_proba,
 )
 from tools.imagetype_corpus import corpus  # noqa: E402
-
 
 AUGMENTED_COPIES = {"X-ray": 2, "CT": 8, "other": 1}
 
