@@ -34,6 +34,35 @@ def parse_setting(text: str) -> tuple[str, Any]:
         return name.strip(), value
 
 
+def run_radiopaedia(root: Path, contact: str, accepted: bool, overrides: dict[str, Any],
+                    **spider_args: Any) -> dict[str, Any]:
+    """One Radiopaedia crawl (search or `cases=[URL, ...]`) into the collection at root; the
+    report: new, updated, unchanged, images added, errors. CrawlError if it could not run."""
+    from crawler.run import run_spider
+    from crawler.spiders.radiopaedia import RadiopaediaSpider, spider_settings
+
+    started = time.monotonic()
+    summary = run_spider(RadiopaediaSpider, spider_settings(contact, accepted, overrides),
+                         root=str(root), **spider_args)
+    report = summary.get("radiopaedia", {})
+    stats = summary.get("stats", {})
+    return {
+        "new": report.get("new", []),
+        "updated": report.get("updated", []),
+        "incomplete": report.get("incomplete", []),
+        "unchanged": report.get("unchanged", 0),
+        "aliases": report.get("aliases", 0),
+        "before_since": report.get("before_since", 0),
+        "images_added": report.get("images_added", 0),
+        "more_left": report.get("more_left", False),
+        "errors": report.get("errors", []) + summary.get("spider_errors", []),
+        "stopped": report.get("stopped", ""),
+        "listing_pages": report.get("listing_pages", 0),
+        "requests": stats.get("downloader/request_count", 0),
+        "seconds": round(time.monotonic() - started, 2),
+    }
+
+
 @click.group(name="crawl")
 def crawl_group() -> None:
     """Incremental crawls of teaching-case sites."""
@@ -74,9 +103,8 @@ def radiopaedia_cmd(
     Refuses the real site until you acknowledge its terms (--accept-terms).
     """
     from crawler.radiopaedia import TERMS, is_test_host
-    from crawler.run import CrawlError, run_spider
+    from crawler.run import CrawlError
     from crawler.settings import ContactMissing, base_urls, contact_address
-    from crawler.spiders.radiopaedia import RadiopaediaSpider, spider_settings
 
     overrides = dict(parse_setting(s) for s in settings)
     try:
@@ -94,37 +122,14 @@ def radiopaedia_cmd(
     for url in case_urls:
         if "/cases/" not in url:
             raise click.BadParameter(f"{url!r} is not a Radiopaedia case URL", param_hint="--case")
-    started = time.monotonic()
     try:
-        summary = run_spider(
-            RadiopaediaSpider,
-            spider_settings(email, accepted, overrides),
-            root=str(root),
-            query=query,
-            modality=modality or "",
-            cases=list(case_urls),
-            max_cases=max_cases,
+        result = run_radiopaedia(
+            root, email, accepted, overrides, query=query, modality=modality or "",
+            cases=list(case_urls), max_cases=max_cases,
             since=since.date().isoformat() if since else "",
         )
     except CrawlError as exc:
         raise CxrbankError(str(exc)) from exc
-    report = summary.get("radiopaedia", {})
-    stats = summary.get("stats", {})
-    result = {
-        "new": report.get("new", []),
-        "updated": report.get("updated", []),
-        "incomplete": report.get("incomplete", []),
-        "unchanged": report.get("unchanged", 0),
-        "aliases": report.get("aliases", 0),
-        "before_since": report.get("before_since", 0),
-        "images_added": report.get("images_added", 0),
-        "more_left": report.get("more_left", False),
-        "errors": report.get("errors", []) + summary.get("spider_errors", []),
-        "stopped": report.get("stopped", ""),
-        "listing_pages": report.get("listing_pages", 0),
-        "requests": stats.get("downloader/request_count", 0),
-        "seconds": round(time.monotonic() - started, 2),
-    }
     if as_json:
         emit_json(result)
     else:
