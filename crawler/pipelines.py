@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 from crawler.paper_rows import PaperPanels
+from crawler.run import report_progress
 from crawler.state import ADDED, ERROR, NO_FULL_TEXT, NO_RADIOGRAPHS, Outcome, record_outcomes
 from cxrbank.collection import Collection, NewImage
 
@@ -98,13 +99,17 @@ class IngestPipeline:
         start = time.perf_counter()
         pending, self.pending = self.pending, []
         failures, self.failures = self.failures, []
+        done: list[Outcome] = []
         if pending:
             try:
-                self.outcomes += store_papers(self.collection, pending)
+                done += store_papers(self.collection, pending)
             except Exception as exc:  # a write failure fails these papers, not the crawl
                 failures += [Outcome(p.paper.key, p.paper.doi, ERROR, 0, p.paper.source,
                                      p.paper.url, f"could not store: {exc}") for p in pending]
         if failures:
-            self.outcomes += record_outcomes(self.collection, failures)
+            done += record_outcomes(self.collection, failures)
+        self.outcomes += done
+        for outcome in done:
+            report_progress(outcome.to_dict())
         if self.stats is not None:
             self.stats.inc_value("cxrbank/store_wall_s", time.perf_counter() - start)

@@ -10,6 +10,7 @@ import datetime as dt
 import multiprocessing
 import sys
 import traceback
+from collections.abc import Callable
 from typing import Any
 
 
@@ -60,7 +61,18 @@ def crawl_in_this_process(spider_cls: type, settings: dict[str, Any], **kwargs: 
     return _json_safe(summary)
 
 
+_progress: Any = None  # the child's end of the pipe while a crawl runs in this process
+
+
+def report_progress(event: dict[str, Any]) -> None:
+    """Send a progress event (a small JSON-safe dict) to the parent's `on_progress`, if any."""
+    if _progress is not None:
+        _progress.send(("progress", _json_safe(event)))
+
+
 def _child(connection: Any, spider_cls: type, settings: dict, kwargs: dict) -> None:
+    global _progress
+    _progress = connection
     try:
         summary = crawl_in_this_process(spider_cls, settings, **kwargs)
         connection.send(("ok", summary))
@@ -81,10 +93,13 @@ def _context() -> multiprocessing.context.BaseContext:
     return multiprocessing.get_context("spawn")
 
 
-def run_spider(spider_cls: type, settings: dict[str, Any], **spider_kwargs: Any) -> dict:
+def run_spider(spider_cls: type, settings: dict[str, Any],
+               on_progress: Callable[[dict[str, Any]], None] | None = None,
+               **spider_kwargs: Any) -> dict:
     """Run `spider_cls` with `settings` to completion in a child process; its summary.
 
-    Raises CrawlError with the child's error when the crawl itself fails or the child dies.
+    Events the crawl sends with `report_progress` reach `on_progress` as they happen. Raises
+    CrawlError with the child's error when the crawl itself fails or the child dies.
     """
     context = _context()
     receiver, sender = context.Pipe(duplex=False)
@@ -95,7 +110,13 @@ def run_spider(spider_cls: type, settings: dict[str, Any], **spider_kwargs: Any)
     sender.close()
     message: tuple[str, Any] | None = None
     try:
-        message = receiver.recv()
+        while True:
+            message = receiver.recv()
+            if message[0] != "progress":
+                break
+            if on_progress is not None:
+                on_progress(message[1])
+            message = None
     except EOFError:
         message = None
     finally:

@@ -136,6 +136,8 @@ def test_ingest_by_doi_handles_every_case_and_keeps_exactly_the_chest_rows(schol
     assert "refused" in papers[PRIVATE_DOI]["reason"]
     for doi in (MISSING_DOI, TRUNCATED_DOI, PRIVATE_DOI):
         assert f"Error: {doi}: " in err
+    assert f"{JATS_DOI}: added 2\n" in err  # progress lines while the crawl runs
+    assert f"{CLOSED_DOI}: no open full text\n" in err
     assert scholarly.web.count("/never/") == 0  # JATS was preferred over the PDF
     assert scholarly.web.count(f"/unpaywall/{BUSY_DOI}") == 2
 
@@ -258,3 +260,17 @@ def test_a_crawl_that_cannot_start_fails_each_doi_in_one_line(scholarly, monkeyp
     assert paper["outcome"] == "error" and "the crawl failed" in paper["reason"]
     assert len(err.strip().splitlines()) == 1 and err.startswith("Error: ")
     assert previous_outcome(Collection.open(tmp_path / "c"), PDF_DOI).outcome == "error"
+
+
+def test_local_pdf_with_a_doi_counts_as_that_paper(scholarly, tmp_path):
+    root = tmp_path / "coll"
+    pdf = tmp_path / "paper.pdf"
+    pdf.write_bytes(sw.case_pdf(seed=31))
+    code, _, err = run("ingest", "--pdf", str(pdf), "--doi", f"doi:{PDF_DOI}", "--root", str(root))
+    assert code == 0, err
+    rows = Collection.open(root).read_rows()
+    assert {(r["doi"], r["url"]) for r in rows} == {(PDF_DOI, f"https://doi.org/{PDF_DOI}")}
+    assert sorted(r["source_id"] for r in rows) == [f"{PDF_DOI}#Figure-1A", f"{PDF_DOI}#Figure-1B"]
+    code, out, _ = run("ingest", "--doi", PDF_DOI, "--root", str(root))
+    assert code == 0 and "already ingested" in out
+    assert len(scholarly.web.requests) == 0

@@ -16,6 +16,7 @@ from cxrbank.commands.common import (
     emit_json,
     json_option,
     root_option,
+    say,
     say_error,
 )
 
@@ -59,6 +60,11 @@ def _collect_dois(dois: tuple[str, ...], from_file: Path | None) -> tuple[list[s
     return good, bad
 
 
+def _say_progress(outcome: dict[str, Any]) -> None:
+    added = f" {outcome['added']}" if outcome["outcome"] == "added" else ""
+    say(f"{outcome['doi'] or outcome['key']}: {outcome['outcome']}{added}")
+
+
 def ingest_dois(root: Path, dois: list[str], contact: str, force: bool) -> list[Any]:
     """Crawl the DOIs not done yet (all with force); one Outcome per DOI, in the given order."""
     from crawler.run import CrawlError, run_spider
@@ -80,7 +86,7 @@ def ingest_dois(root: Path, dois: list[str], contact: str, force: bool) -> list[
         settings = crawl_settings(contact, {**_scrapy_overrides(), "CXRBANK_ROOT": str(root)})
         started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         try:
-            summary = run_spider(PapersSpider, settings, dois=todo)
+            summary = run_spider(PapersSpider, settings, on_progress=_say_progress, dois=todo)
             outcomes = summary.get("outcomes", [])
             failure = ""
         except CrawlError as exc:
