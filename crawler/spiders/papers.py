@@ -47,6 +47,7 @@ class Attempt:
 
     reasons: list[str] = field(default_factory=list)
     broken: bool = False  # a document was there but unreadable, or a service failed
+    source: str = ""  # the service whose candidate was tried last
 
 
 class PapersSpider(scrapy.Spider):
@@ -168,11 +169,13 @@ class PapersSpider(scrapy.Spider):
         if not tried:
             attempt.reasons.append("no open full-text location")
         outcome = ERROR if attempt.broken else NO_FULL_TEXT
-        return {"outcome": Outcome(doi, doi, outcome, reason="; ".join(attempt.reasons)[:500])}
+        return {"outcome": Outcome(doi, doi, outcome, source=attempt.source,
+                                   reason="; ".join(attempt.reasons)[:500])}
 
     async def try_candidate(self, paper: Paper, candidate: resolve.Candidate, attempt: Attempt,
                             queue: list[resolve.Candidate]) -> PaperPanels | None:
         """Download one candidate and extract it; None (with the reason noted) when it fails."""
+        attempt.source = candidate.source
         try:
             response = await self.fetch(candidate.url)
         except FetchFailed as exc:
