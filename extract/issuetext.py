@@ -102,12 +102,16 @@ def canonical_radiopaedia_url(url: str) -> str | None:
     return f"https://radiopaedia.org/cases/{match.group(1).lower()}" if match else None
 
 
-def parse_request(text: str, pdf_hosts: tuple[str, ...] = DEFAULT_PDF_HOSTS) -> AdditionRequest:
+def parse_request(text: str, pdf_hosts: tuple[str, ...] = DEFAULT_PDF_HOSTS, *,
+                  trusted_hosts: set[str] | frozenset[str] = frozenset(),
+                  extra_pdf_hosts: tuple[str, ...] = ()) -> AdditionRequest:
     """Everything an issue names, in order of appearance, deduplicated, at most MAX_ITEMS.
 
     Nothing here fetches or runs anything: URLs off the allow-list or pointing at private
-    addresses are listed in `refused` with the reason.
+    addresses are listed in `refused` with the reason. `trusted_hosts` are the hosts of the
+    configured services (a local test web), allowed although they are private addresses.
     """
+    pdf_hosts = (*pdf_hosts, *extra_pdf_hosts)
     text = decode_text(text)
     request = AdditionRequest()
     seen: set[str] = set()
@@ -126,7 +130,7 @@ def parse_request(text: str, pdf_hosts: tuple[str, ...] = DEFAULT_PDF_HOSTS) -> 
             doi = _DOI.search(unquote(parts.path))
             if doi:
                 found.append((match.start(), request.dois, clean_doi(doi.group(0))))
-        elif not is_public_host(host):
+        elif host not in trusted_hosts and not is_public_host(host):
             request.refused.append((url, "private or local address"))
         elif case := canonical_radiopaedia_url(url):
             found.append((match.start(), request.radiopaedia_cases, case))
