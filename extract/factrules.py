@@ -64,7 +64,7 @@ _AGE_PATTERNS = (
     r"(?<![\d.])(\d{1,3})\s*[- ]?(?:yo|y/o|y\.o\.|yrs?\b|years?\b)(?=\s*(?:,|\)|male|female|man|"
     r"woman|boy|girl|gentleman|lady|patient|M\b|F\b))",
     r"\b(?:man|woman|male|female|boy|girl|gentleman|lady|patient)\s+(?:of|aged)\s+(\d{1,3})\b",
-    r"(?<![\w.,/])(\d{1,2})\s?[-/]?\s?(?:M|F)(?=[\s,;:)]|$)(?!\s*°)",
+    r"(?<![\w.,/])(\d{1,2})[-/]?(?:M|F)(?=[\s,;:)]|$)(?!\s*(?:°|fr\b|french|cath|tube|sheath))",
     r"\b(?:M|F)\s?/\s?(\d{1,2})\b",
 )
 _AGE_RE = re.compile("|".join(f"(?:{p})" for p in _AGE_PATTERNS), re.IGNORECASE)
@@ -89,7 +89,7 @@ def find_age(text: str) -> Found:
     for m in _AGE_RE.finditer(text):
         raw = next(g for g in m.groups() if g is not None)
         # "65M"/"M/65" forms only count when the text does not use them for something else.
-        if re.fullmatch(r"\d{1,2}\s?[-/]?\s?[MF]|[MF]\s?/\s?\d{1,2}", m.group(0).strip()) and \
+        if re.fullmatch(r"\d{1,2}[-/]?[MF]|[MF]\s?/\s?\d{1,2}", m.group(0).strip()) and \
                 not re.search(r"(?:^|[\s(,;])$", text[max(0, m.start() - 1):m.start()]):
             continue
         if _is_relative_age(text, m.start(), m.end()):
@@ -119,7 +119,8 @@ _ROLE_RE = re.compile(r"\b(?:is|was)\s+(?:the|a|an|her|his|their)\s+(?:\w+\s+)?"
                       r"(son|daughter|husband|wife|father|mother|brother|sister)\b", re.IGNORECASE)
 _ROLE_SEX = {"son": "M", "husband": "M", "father": "M", "brother": "M",
              "daughter": "F", "wife": "F", "mother": "F", "sister": "F"}
-_ABBREV_SEX_RE = re.compile(r"(?:^|[\s(,;])\d{1,2}\s?[-/]?\s?([MF])(?=[\s,;:)]|$)|\b([MF])\s?/\s?\d{1,2}\b")
+_ABBREV_SEX_RE = re.compile(r"(?:^|[\s(,;])\d{1,2}[-/]?([MF])(?=[\s,;:)]|$)(?!\s*(?:[Ff]r\b|[Ff]rench|"
+                            r"cath|tube|sheath))|\b([MF])\s?/\s?\d{1,2}\b")
 
 
 def _is_relative_noun(text: str, start: int) -> bool:
@@ -247,6 +248,9 @@ def find_finding(text: str) -> Found:
             asserted.setdefault(finding, []).append(m.group(1))
         elif state == "unsure":
             unsure.setdefault(finding, []).append(m.group(1))
+    for finding in list(asserted):
+        if any(other.startswith(finding + "/") for other in asserted):
+            del asserted[finding]
     if asserted:
         best = max(asserted, key=lambda f: (_SPECIFICITY.get(f, 2), len(asserted[f])))
         return best, asserted[best][0]
@@ -305,6 +309,8 @@ _VIEW_RE = re.compile(
     r"|(?P<ap>\bantero-?\s?posterior\b|\banterior-posterior\b|(?-i:(?<![\w-])AP(?![\w-])))"
     r"|(?P<l>\blateral(?=\s+(?:chest\s+)?(?:radiograph|x-?ray|cxr|view|film|projection|image))"
     r"|\b(?:left|right)\s+lateral\b(?=\s+(?:chest|view|radiograph|x-?ray|film)))"
+    r"|(?P<portable>\b(?:portable|bedside|mobile)\s+(?:\w+\s+)?(?:chest\s+)?"
+    r"(?:radiograph|x-?ray|cxr|film))"
     r"|(?P<supine>\bsupine\s+(?:frontal\s+|portable\s+|chest\s+)*(?:radiograph|x-?ray|cxr|film))"
     r"|(?P<axial>\b(?:axial|transverse|transaxial)\b)|(?P<coronal>\bcoronal\b)",
     re.IGNORECASE)
@@ -517,9 +523,15 @@ _LOCATION_RE = re.compile(
 def find_location(text: str) -> Found:
     """A named hospital (and city) where the patient was seen."""
     m = _LOCATION_RE.search(text)
-    if not m or len(m.group(1).split()) < 2:
+    if not m:
         return None
-    value = m.group(1).strip()
+    words = m.group(1).split()
+    while words and words[0].casefold() in ("our", "the", "this", "that", "a", "an", "local",
+                                            "nearby", "regional", "same", "another", "in", "at"):
+        words = words[1:]
+    if len(words) < 2:
+        return None
+    value = " ".join(words)
     if m.group(2):
         value = f"{value}, {m.group(2).strip().rstrip('.')}"
     return value, m.group(0).strip()
