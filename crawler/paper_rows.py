@@ -96,28 +96,19 @@ def read_pdf(data: bytes) -> tuple[list[Any], str]:
 
 def jats_figure_hrefs(data: bytes) -> tuple[Any, list[str]]:
     """The parsed JATS article and the graphic hrefs (without extension) its figures need."""
-    from extract.jats import parse_jats
+    from extract.jats import JatsError, parse_jats, strip_extension
 
     try:
         article = parse_jats(data)
-    except Exception as exc:  # the parser's own error types vary: all mean unreadable
+    except JatsError as exc:
         raise DocumentError(f"unreadable JATS XML: {exc}") from None
-    hrefs = []
-    for figure in getattr(article, "figures", []) or []:
-        for href in _graphic_hrefs(figure):
-            stem = re.sub(r"\.(jpe?g|png|gif|tiff?)$", "", href, flags=re.IGNORECASE)
+    hrefs: list[str] = []
+    for figure in article.figures:
+        for href in figure.graphics:
+            stem = strip_extension(href)
             if stem and stem not in hrefs:
                 hrefs.append(stem)
     return article, hrefs
-
-
-def _graphic_hrefs(figure: Any) -> list[str]:
-    for name in ("hrefs", "graphics"):
-        value = getattr(figure, name, None)
-        if value:
-            return [str(v) for v in value]
-    value = getattr(figure, "href", None) or getattr(figure, "graphic", None)
-    return [str(value)] if value else []
 
 
 def read_jats(article: Any, images: dict[str, bytes]) -> tuple[list[Any], str]:
