@@ -52,7 +52,7 @@ class Lookup:
 
 
 def normalize_doi(text: str) -> str:
-    """A bare lower-case DOI from "doi:…", "https://doi.org/…" or a bare DOI; ValueError if none."""
+    """A bare lower-case DOI from "doi:…", "https://doi.org/…" or a DOI; ValueError if none."""
     value = (text or "").strip()
     value = re.sub(r"^(?:doi:\s*|https?://(?:dx\.)?doi\.org/)", "", value, flags=re.IGNORECASE)
     value = value.strip().rstrip(".,;").lower()
@@ -286,7 +286,8 @@ def citation_pdf_url(page: bytes, page_url: str) -> str | None:
     """The `<meta name="citation_pdf_url">` of an HTML landing page, made absolute."""
     text = page[:500_000].decode("utf-8", errors="replace")
     for tag in _META_RE.findall(text):
-        attrs = {m.group(1).lower(): (m.group(3) or m.group(4) or "") for m in _ATTR_RE.finditer(tag)}
+        attrs = {m.group(1).lower(): (m.group(3) or m.group(4) or "")
+                 for m in _ATTR_RE.finditer(tag)}
         if attrs.get("name", "").lower() == "citation_pdf_url" and attrs.get("content"):
             return urljoin(page_url, html.unescape(attrs["content"].strip()))
     return None

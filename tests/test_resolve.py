@@ -33,7 +33,7 @@ def test_doi_list_skips_comments_and_blank_lines():
     ("cc_by_nc_nd", "CC BY-NC-ND"),
     ("cc-by", "CC BY"),
     ("https://creativecommons.org/publicdomain/zero/1.0/", "CC0 1.0"),
-    ("distributed under the Creative Commons Attribution-NonCommercial 4.0 License", "CC BY-NC 4.0"),
+    ("under the Creative Commons Attribution-NonCommercial 4.0 License", "CC BY-NC 4.0"),
     ("implied-oa", ""),
     (None, ""),
 ])
@@ -43,7 +43,8 @@ def test_licences_are_normalised(value, expected):
 
 def test_europepmc_open_access_record_gives_jats_with_licence():
     body = sw.europepmc_search("DOI:x", [sw.europepmc_result(
-        "10.5555/a.1", pmcid="PMC42", open_access=True, license_="cc by", abstract="A 60-year-old")])
+        "10.5555/a.1", pmcid="PMC42", open_access=True, license_="cc by",
+        abstract="A 60-year-old")])
     lookup = resolve.parse_europepmc_search(body, "10.5555/a.1", EPMC)
     assert lookup.found and lookup.license == "CC BY" and lookup.abstract == "A 60-year-old"
     assert [(c.kind, c.url, c.pmcid) for c in lookup.candidates] == [

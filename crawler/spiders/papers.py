@@ -54,7 +54,9 @@ class PapersSpider(scrapy.Spider):
     """Ingests papers by DOI; yields one item per DOI for crawler.pipelines.IngestPipeline."""
 
     name = "papers"
-    custom_settings: ClassVar[dict[str, Any]] = {"ITEM_PIPELINES": {"crawler.pipelines.IngestPipeline": 300}}
+    custom_settings: ClassVar[dict[str, Any]] = {
+        "ITEM_PIPELINES": {"crawler.pipelines.IngestPipeline": 300},
+    }
 
     def __init__(self, dois: list[str] | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -84,7 +86,8 @@ class PapersSpider(scrapy.Spider):
             yield await task
 
     # -- network ------------------------------------------------------------------------------
-    async def fetch(self, url: str, *, accept: str = "*/*", ok404: bool = False) -> scrapy.http.Response:
+    async def fetch(self, url: str, *, accept: str = "*/*",
+                    ok404: bool = False) -> scrapy.http.Response:
         """GET through every downloader middleware; FetchFailed unless 2xx (or 404 if ok404)."""
         request = scrapy.Request(url, headers={"Accept": accept}, dont_filter=True)
         try:
