@@ -1,0 +1,457 @@
+"""Duplicate images in a collection: fingerprints cached in state, matching, groups and the copy kept."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from curation import hashing
+from cxrbank.collection import Collection, Row
+
+CACHE_VERSION = 2  # bump when fingerprints change meaning: cached ones are then recomputed
+GLOBAL_BITS = 14  # candidate: whole-image hashes this close (of 64 bits) ...
+WINDOW_BITS = 12  # ... or a whole image this close to a window of the other
+GATE = 0.5  # candidate kept for the aligned search when its patches correlate this well
+NEAR = 0.70  # aligned similarity at or above which two images are the same picture
+SAME_PIXELS = 4.0  # mean absolute thumbnail difference (0..255) for "same pixels, other file"
+
+_RID = re.compile(r"\brID:?\s*(\d+)", re.IGNORECASE)
+
+
+@dataclass
+class Match:
+    """Two images found to be the same picture."""
+
+    a: int
+    b: int
+    kind: str  # exact (same bytes), pixels (same decoded pixels), near (near duplicate)
+    score: float
+
+
+@dataclass
+class Group:
+    """Rows whose images are one picture: the copy to keep, the ones to drop, and why."""
+
+    keep: int
+    drop: list[int]
+    reason: str
+    kinds: list[str]
+    patients: list[str]
+    relation: str = ""  # "", alias, conflicting
+    relation_why: str = ""
+
+
+@dataclass
+class DedupReport:
+    rows: list[Row]
+    groups: list[Group] = field(default_factory=list)
+    held_apart: list[Match] = field(default_factory=list)  # same patient, different days
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (filename, error)
+    hashed: int = 0  # fingerprints computed this run (the others came from the cache)
+
+
+# -- fingerprints, cached by file sha256
+
+
+def _ensure_cache(db) -> None:
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS dedup_hashes (sha256 TEXT PRIMARY KEY, version INTEGER,"
+        " width INTEGER, height INTEGER, aspect REAL, phash BLOB, windows BLOB, thumb BLOB)"
+    )
+
+
+def _to_record(fp: hashing.Fingerprint) -> tuple:
+    return (fp.sha256, CACHE_VERSION, fp.width, fp.height, fp.aspect, fp.phash.tobytes(),
+            fp.windows.tobytes(), fp.thumb.tobytes())
+
+
+def _from_record(record: tuple) -> hashing.Fingerprint:
+    sha, _, width, height, aspect, phash, windows, thumb = record
+    side = hashing.THUMB_SIDE
+    return hashing.Fingerprint(
+        sha256=sha, width=width, height=height, aspect=aspect,
+        phash=np.frombuffer(phash, dtype=np.uint64).copy(),
+        windows=np.frombuffer(windows, dtype=np.uint64).reshape(len(hashing.WINDOWS), -1).copy(),
+        thumb=np.frombuffer(thumb, dtype=np.uint8).reshape(side, side).copy(),
+    )
+
+
+def _fingerprint_file(job: tuple[str, str]) -> hashing.Fingerprint | str:
+    path, sha = job
+    try:
+        return hashing.fingerprint(Path(path), sha)
+    except Exception as exc:  # noqa: BLE001 - any decoder failure: unreadable
+        return f"unreadable image: {exc}"
+
+
+def load_fingerprints(
+    collection: Collection, rows: list[Row], progress: Callable[[int], None] | None = None,
+    workers: int | None = None,
+) -> tuple[list[hashing.Fingerprint | None], list[tuple[str, str]], int]:
+    """One fingerprint per row (None when unreadable), errors, and how many were computed.
+
+    Files are keyed by the sha256 of their bytes, so an unchanged file is never decoded
+    twice; new ones are fingerprinted in worker processes when there are many.
+    """
+    out: list[hashing.Fingerprint | None] = [None] * len(rows)
+    failures: list[tuple[str, str]] = []
+    todo: dict[str, list[int]] = {}
+    paths: dict[str, str] = {}
+    with contextlib.closing(collection.state()) as db:
+        _ensure_cache(db)
+        for index, row in enumerate(rows):
+            path = collection.image_path(row)
+            try:
+                sha = hashlib.sha256(path.read_bytes()).hexdigest()
+            except OSError as exc:
+                failures.append((row["filename"], f"cannot read: {exc.strerror or exc}"))
+                continue
+            found = db.execute(
+                "SELECT * FROM dedup_hashes WHERE sha256=? AND version=?", (sha, CACHE_VERSION)
+            ).fetchone()
+            if found:
+                out[index] = _from_record(found)
+                if progress:
+                    progress(1)
+            else:
+                todo.setdefault(sha, []).append(index)
+                paths[sha] = str(path)
+        jobs = [(paths[sha], sha) for sha in todo]
+        workers = workers or min(os.cpu_count() or 1, 8)
+        if workers > 1 and len(jobs) >= 64:
+            with ProcessPoolExecutor(max_workers=workers) as pool:
+                results = pool.map(_fingerprint_file, jobs, chunksize=16)
+                done = list(zip(jobs, results, strict=True))
+        else:
+            done = [(job, _fingerprint_file(job)) for job in jobs]
+        for (_, sha), result in done:
+            for index in todo[sha]:
+                if isinstance(result, str):
+                    failures.append((rows[index]["filename"], result))
+                else:
+                    out[index] = result
+            if not isinstance(result, str):
+                db.execute("INSERT OR REPLACE INTO dedup_hashes VALUES (?,?,?,?,?,?,?,?)",
+                           _to_record(result))
+            if progress:
+                progress(len(todo[sha]))
+    return out, failures, sum(1 for _, r in done if not isinstance(r, str))
+
+
+# -- matching
+
+
+def candidate_pairs(phash: np.ndarray, windows: np.ndarray) -> np.ndarray:
+    """Pairs (i, j, outer, box) whose hashes are close: brute-force Hamming in numpy.
+
+    outer is the image (i or j) whose window `box` (0 = whole image, k = WINDOWS[k-1])
+    matched the other's whole-image hash best: the alignment the search starts from.
+    """
+    n = len(phash)
+    k = windows.shape[1]
+    chunk = max(1, 4_000_000 // max(1, n * k))
+    found = []
+    for start in range(0, n, chunk):
+        stop = min(n, start + chunk)
+        whole = hashing.hamming(phash[start:stop, None], phash[None])  # (c, n)
+        in_mine = hashing.hamming(windows[start:stop, None], phash[None, :, None])  # (c, n, k)
+        in_theirs = hashing.hamming(phash[start:stop, None, None], windows[None])  # (c, n, k)
+        best_mine, best_theirs = in_mine.min(-1), in_theirs.min(-1)
+        rows_, cols = np.nonzero(
+            (whole <= GLOBAL_BITS) | (best_mine <= WINDOW_BITS) | (best_theirs <= WINDOW_BITS)
+        )
+        for r, c in zip(rows_, cols, strict=True):
+            i = start + int(r)
+            if c <= i:
+                continue
+            options = (
+                (whole[r, c], i, 0),
+                (best_mine[r, c], i, int(in_mine[r, c].argmin()) + 1),
+                (best_theirs[r, c], int(c), int(in_theirs[r, c].argmin()) + 1),
+            )
+            _, outer, box = min(options)
+            found.append((i, int(c), outer, box))
+    return np.array(found, dtype=np.int64).reshape(-1, 4)
+
+
+def different_days(a: Row, b: Row) -> bool:
+    """Two rows of one patient whose stated day (offset or date) differs: two studies."""
+    if not a.get("patientid") or a.get("patientid") != b.get("patientid"):
+        return False
+    for column in ("offset", "date"):
+        left, right = (a.get(column) or "").strip(), (b.get(column) or "").strip()
+        if left and right and left != right:
+            with contextlib.suppress(ValueError):
+                if float(left) == float(right):
+                    continue
+            return True
+    return False
+
+
+def gate_scores(fps: list[hashing.Fingerprint], pairs: np.ndarray) -> np.ndarray:
+    """Best patch correlation of each candidate pair over whole-on-window alignments.
+
+    Rewrites each pair's outer/box columns in place with the alignment that scored best.
+    """
+    if not len(pairs):
+        return np.zeros(0, dtype=np.float32)
+    needed = np.unique(pairs[:, :2])
+    slot = np.zeros(int(needed.max()) + 1, dtype=np.int64)
+    slot[needed] = np.arange(len(needed))
+    desc = np.stack([hashing.descriptors(fps[int(i)].thumb) for i in needed])
+    gates = np.empty(len(pairs), dtype=np.float32)
+    for start in range(0, len(pairs), 1000):
+        part = pairs[start : start + 1000]
+        first, second = slot[part[:, 0]], slot[part[:, 1]]
+        in_first = np.einsum("pkd,pd->pk", desc[first], desc[second, 0])  # second in first's boxes
+        in_second = np.einsum("pkd,pd->pk", desc[second], desc[first, 0])
+        best_first, best_second = in_first.max(1), in_second.max(1)
+        use_first = best_first >= best_second
+        part[:, 2] = np.where(use_first, part[:, 0], part[:, 1])
+        part[:, 3] = np.where(use_first, in_first.argmax(1), in_second.argmax(1))
+        gates[start : start + len(part)] = np.maximum(best_first, best_second)
+    return gates
+
+
+def same_pixels(a: hashing.Fingerprint, b: hashing.Fingerprint) -> bool:
+    """Same decoded pixels within a tolerance (the same image saved in another encoding)."""
+    if (a.width, a.height) != (b.width, b.height):
+        return False
+    return float(np.abs(a.thumb.astype(np.float32) - b.thumb).mean()) <= SAME_PIXELS
+
+
+def near_score(
+    a: hashing.Fingerprint, b: hashing.Fingerprint, outer: hashing.Fingerprint, box: int,
+) -> float:
+    """Aligned similarity of a candidate pair, from its hash alignment, then whole on whole."""
+    inner = b if outer is a else a
+    size = 1.0 if box == 0 else hashing.WINDOWS[box - 1][0]
+    score = hashing.aligned_similarity(outer.thumb, inner.thumb, size, enough=NEAR)
+    if box != 0 and score < NEAR:
+        score = max(score, hashing.aligned_similarity(a.thumb, b.thumb, 1.0, enough=NEAR))
+    return score
+
+
+class _Components:
+    """Union-find over rows that refuses to join two rows that must stay apart."""
+
+    def __init__(self, n: int, apart: Callable[[int, int], bool]) -> None:
+        self.parent = list(range(n))
+        self.members: dict[int, list[int]] = {i: [i] for i in range(n)}
+        self.apart = apart
+
+    def root(self, i: int) -> int:
+        while self.parent[i] != i:
+            self.parent[i] = self.parent[self.parent[i]]
+            i = self.parent[i]
+        return i
+
+    def together(self, a: int, b: int) -> bool:
+        return self.root(a) == self.root(b)
+
+    def join(self, a: int, b: int) -> bool:
+        """Join the groups of a and b; False when that would join a must-stay-apart pair."""
+        ra, rb = self.root(a), self.root(b)
+        if ra == rb:
+            return True
+        if any(self.apart(x, y) for x in self.members[ra] for y in self.members[rb]):
+            return False
+        self.parent[rb] = ra
+        self.members[ra].extend(self.members.pop(rb))
+        return True
+
+    def groups(self) -> list[list[int]]:
+        return sorted(sorted(g) for g in self.members.values() if len(g) > 1)
+
+
+def match_rows(
+    fps: list[hashing.Fingerprint | None], apart: Callable[[int, int], bool],
+) -> tuple[list[list[int]], list[Match], list[Match]]:
+    """Groups of rows showing one picture, the matches that made them, and those held apart.
+
+    Same bytes join first. Hash candidates are then verified strongest first, and a pair
+    already in one group is not verified again; a match that would join two rows that must
+    stay apart (one patient, different days) is held apart instead.
+    """
+    parts = _Components(len(fps), apart)
+    matches: list[Match] = []
+    held: list[Match] = []
+    by_sha: dict[str, int] = {}
+    distinct: list[int] = []
+    for index, fp in enumerate(fps):
+        if fp is None:
+            continue
+        if fp.sha256 in by_sha:
+            match = Match(by_sha[fp.sha256], index, "exact", 1.0)
+            (matches if parts.join(match.a, match.b) else held).append(match)
+            continue
+        by_sha[fp.sha256] = index
+        distinct.append(index)
+    if len(distinct) > 1:
+        chosen = [fps[i] for i in distinct]
+        pairs = candidate_pairs(np.stack([f.phash for f in chosen]),
+                                np.stack([f.windows for f in chosen]))
+        gates = gate_scores(chosen, pairs)
+        refused: set[tuple[int, int]] = set()
+        for p in np.argsort(-gates, kind="stable"):
+            if gates[p] < GATE:
+                break
+            i, j, outer, box = (int(v) for v in pairs[p])
+            a, b = distinct[i], distinct[j]
+            if parts.together(a, b):
+                continue
+            apart_key = (min(parts.root(a), parts.root(b)), max(parts.root(a), parts.root(b)))
+            if apart_key in refused:
+                continue
+            if same_pixels(chosen[i], chosen[j]):
+                match = Match(a, b, "pixels", 1.0)
+            else:
+                score = near_score(chosen[i], chosen[j], chosen[outer], box)
+                if score < NEAR:
+                    continue
+                match = Match(a, b, "near", round(score, 4))
+            if parts.join(a, b):
+                matches.append(match)
+            else:
+                held.append(match)
+                refused.add(apart_key)
+    return parts.groups(), matches, held
+
+
+# -- choosing the copy to keep
+
+
+def licence_rank(text: str) -> int:
+    """How clearly a licence lets the image be redistributed (higher is clearer)."""
+    value = " ".join((text or "").upper().replace("-", " ").split())
+    if not value:
+        return 0
+    if "ND" in value.split() or "NO DERIV" in value:
+        return 1
+    if "NC" in value.split() or "NONCOMMERCIAL" in value.replace(" ", ""):
+        return 2
+    if "CC0" in value or "PUBLIC DOMAIN" in value:
+        return 5
+    if "SA" in value.split():
+        return 3
+    if "BY" in value.split():
+        return 4
+    return 1
+
+
+def source_rank(row: Row) -> int:
+    """Primary sources first: the paper, then a teaching-case site, then anything else."""
+    source = (row.get("source") or "").lower()
+    url = (row.get("url") or "").lower()
+    if source == "paper" or (row.get("doi") and source in ("", "upstream")):
+        return 3
+    if source == "radiopaedia" or "radiopaedia.org" in url or "eurorad.org" in url:
+        return 2
+    return 1
+
+
+def _size(row: Row, fp: hashing.Fingerprint | None) -> int:
+    if fp is not None:
+        return fp.width * fp.height
+    with contextlib.suppress(ValueError):
+        return int(row.get("width") or 0) * int(row.get("height") or 0)
+    return 0
+
+
+def choose_keep(
+    members: list[int], rows: list[Row], fps: list[hashing.Fingerprint | None],
+) -> tuple[int, str]:
+    """The best copy (largest resolution, then clearest licence, then primary source) and why."""
+
+    def key(i: int) -> tuple[int, int, int]:
+        return (_size(rows[i], fps[i]), licence_rank(rows[i].get("license", "")), source_rank(rows[i]))
+
+    ranked = sorted(members, key=lambda i: (key(i), -i), reverse=True)
+    best, runner = ranked[0], ranked[1]
+    fp = fps[best]
+    size = f"{fp.width}x{fp.height}" if fp else "?"
+    if key(best)[0] > key(runner)[0]:
+        return best, f"largest resolution ({size})"
+    if key(best)[1] > key(runner)[1]:
+        return best, f"same resolution; clearest licence ({rows[best].get('license') or 'none'})"
+    if key(best)[2] > key(runner)[2]:
+        return best, "same resolution and licence; primary source"
+    return best, "equal copies; the first listed"
+
+
+def case_keys(row: Row) -> set[str]:
+    """Source-case identities of a row: Radiopaedia rID, DOI + figure, case URL."""
+    keys = set()
+    for text in (row.get("other_notes", ""), row.get("source_id", ""), row.get("url", "")):
+        keys.update(f"rID:{m}" for m in _RID.findall(text or ""))
+    if row.get("doi"):
+        keys.add(f"doi:{row['doi'].strip().lower()}")
+    return keys
+
+
+def patient_relation(members: list[int], rows: list[Row], all_rows: list[Row]) -> tuple[str, str]:
+    """For a group spanning patient ids: alias (one person) or conflicting (ids disagree), and why."""
+    ids = sorted({rows[i]["patientid"] for i in members if rows[i].get("patientid")})
+    if len(ids) < 2:
+        return "", ""
+    shared = set.intersection(*[
+        set().union(*[case_keys(rows[i]) for i in members if rows[i]["patientid"] == pid])
+        for pid in ids
+    ])
+    facts = {pid: [r for r in all_rows if r.get("patientid") == pid] for pid in ids}
+    sexes = {pid: {r["sex"].strip().upper() for r in rs if r.get("sex", "").strip()} for pid, rs in facts.items()}
+    if len(set().union(*sexes.values())) > 1:
+        return "conflicting", (
+            f"patients {', '.join(ids)} share an image but their sex differs: an id reused for"
+            " two people or a wrong row; not merged"
+        )
+    ages = {}
+    for pid, rs in facts.items():
+        values = [float(r["age"]) for r in rs if _is_number(r.get("age", ""))]
+        if values:
+            ages[pid] = min(values)
+    if ages and max(ages.values()) - min(ages.values()) > 2:
+        return "conflicting", (
+            f"patients {', '.join(ids)} share an image but their ages differ by more than 2"
+            " years: an id reused for two people or a wrong row; not merged"
+        )
+    if shared:
+        return "alias", f"same source case ({', '.join(sorted(shared))}) under ids {', '.join(ids)}"
+    return "alias", f"the same image under ids {', '.join(ids)}; their sex and age agree"
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def find_duplicates(
+    collection: Collection, progress: Callable[[int], None] | None = None,
+) -> DedupReport:
+    """Every duplicate group of the collection, with the copy to keep and the patient relation."""
+    rows = collection.read_rows()
+    fps, failures, computed = load_fingerprints(collection, rows, progress)
+    components, matches, held = match_rows(fps, lambda x, y: different_days(rows[x], rows[y]))
+    kinds: dict[tuple[int, int], str] = {(m.a, m.b): m.kind for m in matches}
+    report = DedupReport(rows=rows, held_apart=held, failures=failures, hashed=computed)
+    for members in components:
+        keep, reason = choose_keep(members, rows, fps)
+        relation, why = patient_relation(members, rows, rows)
+        found = sorted({k for (a, b), k in kinds.items() if a in members and b in members})
+        report.groups.append(Group(
+            keep=keep, drop=[i for i in members if i != keep], reason=reason, kinds=found,
+            patients=sorted({rows[i]["patientid"] for i in members}), relation=relation,
+            relation_why=why,
+        ))
+    return report

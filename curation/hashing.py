@@ -1,0 +1,273 @@
+"""Image fingerprints for dedup: decoding, normalisation, perceptual hashes, pair verification."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+WORK_SIDE = 256  # longest side of the grey working image
+MAX_TRIM = 0.3  # share of a side that trimming may remove
+THUMB_SIDE = 64  # side of the square, equalised thumbnail kept for verification
+HASH_SIDE = 32  # the DCT runs on this square
+HASH_LOW = 8  # its HASH_LOW x HASH_LOW lowest frequencies make the hash (64 bits)
+WORDS = HASH_LOW * HASH_LOW // 64
+DESCRIPTOR_SIDE = 32  # high-passed patches compared in bulk before the aligned search
+# Sub-windows (relative size, x offset, y offset) hashed so that a crop of up to ~12% of
+# either side still meets a window of the uncropped image.
+WINDOWS: tuple[tuple[float, float, float], ...] = tuple(
+    (size, dx * (1 - size), dy * (1 - size))
+    for size in (0.94, 0.88)
+    for dx in (0.0, 0.5, 1.0)
+    for dy in (0.0, 0.5, 1.0)
+)
+
+
+@dataclass
+class Fingerprint:
+    """What dedup keeps of one image file (cached in state by the file's sha256)."""
+
+    sha256: str
+    width: int
+    height: int
+    phash: np.ndarray  # (WORDS,) uint64: DCT hash of the whole normalised image
+    windows: np.ndarray  # (len(WINDOWS), WORDS) uint64: hashes of the WINDOWS
+    thumb: np.ndarray  # THUMB_SIDE x THUMB_SIDE uint8, trimmed and equalised
+    aspect: float  # width / height of the trimmed content
+
+
+def decode_grey(data: bytes | Path) -> tuple[np.ndarray, int, int]:
+    """The image as a uint8 grey array (longest side <= WORK_SIDE) and its full size."""
+    from PIL import Image  # noqa: PLC0415 - Pillow only when images are read
+
+    source = io.BytesIO(data) if isinstance(data, bytes) else data
+    with Image.open(source) as image:
+        width, height = image.size
+        if image.format == "JPEG":
+            image.draft("L", (WORK_SIDE, WORK_SIDE))
+        if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+            rgba = image.convert("RGBA")
+            background = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
+            image = Image.alpha_composite(background, rgba)
+        grey = image.convert("L") if image.mode != "L" else image
+        grey.thumbnail((WORK_SIDE, WORK_SIDE), Image.Resampling.BOX, reducing_gap=2.0)
+        return np.asarray(grey, dtype=np.uint8), width, height
+
+
+def trim_borders(grey: np.ndarray, tolerance: float = 24.0, share: float = 0.97) -> np.ndarray:
+    """The image without edge bands that are (nearly) one value: padding, frames, letterboxing.
+
+    Bands are peeled in turn (a white frame around a black letterbox goes in two rounds).
+    """
+    grey = grey.astype(np.float32)
+
+    def uniform(lines: np.ndarray) -> np.ndarray:
+        # within tolerance of the line's mean (a stand-in for its median, far cheaper)
+        centre = lines.mean(axis=1, keepdims=True)
+        return (np.abs(lines - centre) <= tolerance).mean(axis=1) >= share
+
+    top, bottom, left, right = 0, grey.shape[0], 0, grey.shape[1]
+    # never more than MAX_TRIM of a side: past that it is content, not padding
+    limit = (round(MAX_TRIM * bottom), round((1 - MAX_TRIM) * bottom),
+             round(MAX_TRIM * right), round((1 - MAX_TRIM) * right))
+    for _ in range(3):
+        part = grey[top:bottom, left:right]
+        rows, cols = uniform(part), uniform(part.T)
+        if rows.all() or cols.all():
+            break
+        cut = (
+            int(np.argmin(rows)), len(rows) - int(np.argmin(rows[::-1])),
+            int(np.argmin(cols)), len(cols) - int(np.argmin(cols[::-1])),
+        )
+        if cut == (0, len(rows), 0, len(cols)):
+            break
+        new = (top + cut[0], top + cut[1], left + cut[2], left + cut[3])
+        if new[0] > limit[0] or new[1] < limit[1] or new[2] > limit[2] or new[3] < limit[3]:
+            break
+        top, bottom, left, right = new
+    return grey[top:bottom, left:right].astype(np.uint8)
+
+
+def equalise(grey: np.ndarray) -> np.ndarray:
+    """Pixel ranks scaled to 0..255: the same for any monotonic brightness/contrast/gamma change."""
+    counts = np.bincount(grey.ravel(), minlength=256)
+    cdf = (np.cumsum(counts) - counts / 2) / grey.size
+    return (cdf * 255.0).astype(np.float32)[grey]
+
+
+def resize(array: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Area-averaged resize of a float array (Pillow's BOX filter on mode F)."""
+    from PIL import Image  # noqa: PLC0415
+
+    image = Image.fromarray(np.ascontiguousarray(array, dtype=np.float32), mode="F")
+    return np.asarray(image.resize((width, height), Image.Resampling.BOX), dtype=np.float32)
+
+
+def _dct_matrix(n: int) -> np.ndarray:
+    k = np.arange(n)[:, None]
+    x = np.arange(n)[None, :]
+    matrix = np.cos(np.pi * (2 * x + 1) * k / (2 * n)) * np.sqrt(2 / n)
+    matrix[0] /= np.sqrt(2)
+    return matrix
+
+
+_DCT = _dct_matrix(HASH_SIDE)[:HASH_LOW]
+
+
+def dct_hash(square: np.ndarray) -> np.ndarray:
+    """Perceptual hash: signs of the lowest DCT frequencies against their median, packed."""
+    low = (_DCT @ square @ _DCT.T).ravel()
+    bits = low > np.median(low[1:])
+    return np.packbits(bits).view(">u8").astype(np.uint64)
+
+
+def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Bit distances between packed hashes (broadcast over all but the last axis)."""
+    return np.bitwise_count(np.bitwise_xor(a, b)).sum(axis=-1, dtype=np.int32)
+
+
+def window_hashes(image: np.ndarray) -> np.ndarray:
+    """Hashes of the WINDOWS of an equalised image (cut from a 2 x HASH_SIDE copy)."""
+    side = 2 * HASH_SIDE
+    grid = resize(image, side, side)
+    hashes = []
+    for size, dx, dy in WINDOWS:
+        top, left, extent = round(dy * side), round(dx * side), round(size * side)
+        hashes.append(dct_hash(resize(grid[top : top + extent, left : left + extent],
+                                      HASH_SIDE, HASH_SIDE)))
+    return np.stack(hashes)
+
+
+def fingerprint(data: bytes | Path, sha256: str = "") -> Fingerprint:
+    """Decode, normalise (grey, borders trimmed, equalised) and hash one image."""
+    grey, width, height = decode_grey(data)
+    return fingerprint_from_grey(grey, width, height, sha256)
+
+
+def fingerprint_from_grey(grey: np.ndarray, width: int, height: int, sha256: str = "") -> Fingerprint:
+    """The fingerprint of an already decoded grey working image."""
+    content = equalise(trim_borders(grey))
+    thumb = resize(content, THUMB_SIDE, THUMB_SIDE)
+    return Fingerprint(
+        sha256=sha256,
+        width=width,
+        height=height,
+        phash=dct_hash(resize(content, HASH_SIDE, HASH_SIDE)),
+        windows=window_hashes(content),
+        thumb=np.clip(np.rint(thumb), 0, 255).astype(np.uint8),
+        aspect=content.shape[1] / content.shape[0],
+    )
+
+
+def high_pass(image: np.ndarray, radius: int) -> np.ndarray:
+    """The image minus its box blur: edges and texture, without the shading all chests share."""
+    side = 2 * radius + 1
+    padded = np.pad(image, radius + 1, mode="edge")[:-1, :-1]
+    table = padded.cumsum(0).cumsum(1)
+    blur = (table[side:, side:] - table[:-side, side:] - table[side:, :-side] + table[:-side, :-side])
+    return image - blur / (side * side)
+
+
+@dataclass
+class _Field:
+    """A search image prepared once for many templates: its spectrum and sum tables."""
+
+    image: np.ndarray
+    spectrum: np.ndarray
+    sums: np.ndarray
+    squares: np.ndarray
+
+
+def _prepare(image: np.ndarray) -> _Field:
+    return _Field(
+        image=image,
+        spectrum=np.fft.rfft2(image),
+        sums=np.pad(image, ((1, 0), (1, 0))).cumsum(0).cumsum(1),
+        squares=np.pad(image * image, ((1, 0), (1, 0))).cumsum(0).cumsum(1),
+    )
+
+
+def _best_ncc(field: _Field, template: np.ndarray) -> float:
+    """Largest normalised cross-correlation of template over every position inside field."""
+    h, w = template.shape
+    big_h, big_w = field.image.shape
+    if h > big_h or w > big_w:
+        return -1.0
+    t = template - template.mean()
+    t /= np.linalg.norm(t) + 1e-6
+    spectrum = field.spectrum * np.conj(np.fft.rfft2(t, s=field.image.shape))
+    dots = np.fft.irfft2(spectrum, s=field.image.shape)[: big_h - h + 1, : big_w - w + 1]
+
+    def box(sums: np.ndarray) -> np.ndarray:
+        return sums[h:, w:] - sums[:-h, w:] - sums[h:, :-w] + sums[:-h, :-w]
+
+    energy = box(field.squares) - box(field.sums) ** 2 / (h * w)
+    return float((dots / np.sqrt(np.maximum(energy, 1e-3))).max())
+
+
+def rotate(image: np.ndarray, degrees: float) -> np.ndarray:
+    """The image turned by a few degrees about its centre (corners filled with zeros)."""
+    from PIL import Image  # noqa: PLC0415
+
+    if not degrees:
+        return image
+    picture = Image.fromarray(np.ascontiguousarray(image, dtype=np.float32), mode="F")
+    return np.asarray(picture.rotate(degrees, Image.Resampling.BILINEAR), dtype=np.float32)
+
+
+SCALE_STEPS = (0.0, -0.03, 0.03)
+ANGLES = (0.0, -2.0, 2.0)
+MARGIN = 4  # template pixels given up on each side: the shift search range
+HOPELESS = 0.4  # unturned best below this: the turned search is not tried
+
+
+def aligned_similarity(
+    outer: np.ndarray, inner: np.ndarray, size: float = 1.0, enough: float = 1.0,
+) -> float:
+    """How well `inner` matches a scaled, shifted, slightly turned part of `outer`.
+
+    Both are square thumbnails of normalised content; `size` is the share of `outer`'s
+    sides that `inner` is thought to cover (1.0, or a window size from the hash stage).
+    Scales around it, shifts and ANGLES are searched on high-passed pixels, so that the
+    shading every chest film shares does not count. The search stops once `enough` is met.
+    """
+    side = outer.shape[0]
+    outer = outer.astype(np.float32)
+    inner = inner.astype(np.float32)
+    templates = []
+    for sy in SCALE_STEPS:
+        for sx in SCALE_STEPS:
+            h = min(side, round((size + sy) * side))
+            w = min(side, round((size + sx) * side))
+            templates.append(high_pass(resize(inner, h, w), 3)[MARGIN:-MARGIN, MARGIN:-MARGIN])
+    best = -1.0
+    for angle in ANGLES:
+        if angle and best < HOPELESS:
+            break
+        field = _prepare(high_pass(rotate(outer, angle), 3))
+        for template in templates:
+            best = max(best, _best_ncc(field, template))
+            if best >= enough:
+                return best
+    return best
+
+
+def descriptors(thumb: np.ndarray) -> np.ndarray:
+    """Unit-norm high-passed patches of the whole thumbnail and of each window, flattened.
+
+    Row 0 is the whole image, row k+1 is WINDOWS[k]; a dot product of two rows is their
+    normalised cross-correlation at that alignment.
+    """
+    image = thumb.astype(np.float32)
+    side = image.shape[0]
+    boxes = [(1.0, 0.0, 0.0), *WINDOWS]
+    out = np.empty((len(boxes), DESCRIPTOR_SIDE * DESCRIPTOR_SIDE), dtype=np.float32)
+    for row, (size, dx, dy) in enumerate(boxes):
+        top, left, extent = round(dy * side), round(dx * side), round(size * side)
+        patch = high_pass(resize(image[top : top + extent, left : left + extent],
+                                 DESCRIPTOR_SIDE, DESCRIPTOR_SIDE), 2).ravel()
+        patch -= patch.mean()
+        out[row] = patch / (np.linalg.norm(patch) + 1e-6)
+    return out
