@@ -274,3 +274,18 @@ def test_local_pdf_with_a_doi_counts_as_that_paper(scholarly, tmp_path):
     code, out, _ = run("ingest", "--doi", PDF_DOI, "--root", str(root))
     assert code == 0 and "already ingested" in out
     assert len(scholarly.web.requests) == 0
+
+
+def test_metadata_only_jats_falls_back_to_the_pdf(scholarly, tmp_path):
+    doi = "10.5555/case.metaonly10"
+    scholarly.add_europepmc(doi, pmcid="PMC900010", open_access=True, license_="cc by")
+    front_only = (b'<?xml version="1.0"?><article><front><article-meta><article-id '
+                  b'pub-id-type="doi">10.5555/case.metaonly10</article-id></article-meta>'
+                  b"</front></article>")
+    scholarly.add_jats("PMC900010", front_only, {})
+    scholarly.add_unpaywall(doi, sw.unpaywall(doi, [(scholarly.url("/files/m10.pdf"), "cc-by")]))
+    scholarly.add_file("/files/m10.pdf", sw.case_pdf(seed=101))
+    code, out, err = run("ingest", "--doi", doi, "--root", str(tmp_path / "c"), "--json")
+    assert code == 0, err
+    paper = json.loads(out)["papers"][0]
+    assert (paper["outcome"], paper["added"], paper["source"]) == ("added", 2, "unpaywall")

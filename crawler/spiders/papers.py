@@ -199,6 +199,10 @@ class PapersSpider(scrapy.Spider):
         try:
             if kind == "jats":
                 article, hrefs = jats_figure_hrefs(response.body)
+                if not article.body_text.strip() and not article.figures:
+                    # NCBI answers non-open articles with metadata-only XML (HTTP 200)
+                    attempt.reasons.append(f"{candidate.source}: metadata-only XML, no body")
+                    return None
                 images = await self.jats_images(candidate, hrefs)
             else:
                 article, images = None, {}
