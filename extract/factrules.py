@@ -1,4 +1,4 @@
-"""The text patterns behind extract.facts: one finder per field, each returning (value, span)."""
+"""Text patterns behind extract.facts: shared helpers and the age, sex and finding finders."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ _UNITS = (
     "nineteen",
 )
 _TENS = ["twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
-_ORDINALS = (
+ORDINALS = (
     "first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth",
     "eleventh", "twelfth", "thirteenth", "fourteenth", "fifteenth", "sixteenth", "seventeenth",
     "eighteenth", "nineteenth", "twentieth",
@@ -29,8 +29,8 @@ def number_value(text: str) -> int | None:
     text = text.strip().casefold()
     if text.isdigit():
         return int(text)
-    if text in _ORDINALS:
-        return _ORDINALS.index(text) + 1
+    if text in ORDINALS:
+        return ORDINALS.index(text) + 1
     total = 0
     for part in re.split(r"[- ]", text):
         if part in _TENS:
@@ -42,15 +42,15 @@ def number_value(text: str) -> int | None:
     return total
 
 
-def _sentence_bounds(text: str, pos: int) -> tuple[int, int]:
+def sentence_bounds(text: str, pos: int) -> tuple[int, int]:
     """Start and end of the sentence around `pos`."""
     start = max(text.rfind(". ", 0, pos), text.rfind("; ", 0, pos), text.rfind("\n", 0, pos))
     ends = [i for i in (text.find(". ", pos), text.find("; ", pos), text.find("\n", pos)) if i >= 0]
     return (start + 1 if start >= 0 else 0), (min(ends) if ends else len(text))
 
 
-def _sentence(text: str, pos: int) -> str:
-    start, end = _sentence_bounds(text, pos)
+def sentence_of(text: str, pos: int) -> str:
+    start, end = sentence_bounds(text, pos)
     return text[start:end]
 
 
@@ -219,7 +219,7 @@ _SPECIFICITY = {"ARDS": 1, "Pneumonia/Viral": 0, "Pneumonia/Bacterial": 0}
 
 def _mention_state(text: str, m: re.Match[str], next_start: int) -> str:
     """"asserted", "negated" or "unsure" (suspected, tested for, past, epidemiological)."""
-    start, end = _sentence_bounds(text, m.start())
+    start, end = sentence_bounds(text, m.start())
     before = text[max(start, m.start() - 60):m.start()]
     after = text[m.end():min(end, next_start, m.end() + 60)]
     if (_POSITIVE_NEAR.search(before) and not re.search(r"\b(?:no|not|without)\b", before, re.I)) \
@@ -261,356 +261,4 @@ def find_finding(text: str) -> Found:
     m = _NORMAL_RE.search(text)
     if m and not mentions and not _SYMPTOMS_RE.search(text):
         return NO_FINDING, m.group(0)
-    return None
-
-
-# ---- modality and view -----------------------------------------------------------------
-_XRAY_RE = re.compile(r"\b(?:x-?rays?|xrays?|radiograph\w*|CXRs?|chest films?|plain[- ]films?|"
-                      r"roentgenogra\w*|frontal films?)\b", re.IGNORECASE)
-_CT_RE = re.compile(r"(?<![\w-])(?:CT|HRCT|MDCT|CTA|CTPA|MSCT)(?![\w])|\bcomputed[- ]tomograph\w*"
-                    r"|\btomodensitometr\w*")
-
-
-_NOT_THIS_STUDY_BEFORE = re.compile(
-    r"\b(?:prior|previous|outside|earlier|old|recommend\w*|further\w*|planned|due for|"
-    r"awaiting|follow-up with)\s+(?:\w+\s+){0,3}$", re.IGNORECASE)
-_NOT_THIS_STUDY_AFTER = re.compile(
-    r"^[^.;]{0,40}?\b(?:not available|not shown|is recommended|was recommended|would be|"
-    r"will be|is planned)\b", re.IGNORECASE)
-
-
-def _study_mention(pattern: re.Pattern[str], text: str) -> re.Match[str] | None:
-    """The first mention of a modality that is about an image of this case (not a prior,
-    outside, recommended or unavailable study)."""
-    for m in pattern.finditer(text):
-        if _NOT_THIS_STUDY_BEFORE.search(text[max(0, m.start() - 40):m.start()]):
-            continue
-        if _NOT_THIS_STUDY_AFTER.search(text[m.end():m.end() + 60]):
-            continue
-        return m
-    return None
-
-
-def find_modality(text: str) -> Found:
-    """X-ray or CT when the text names only one of them (both named: left to the view)."""
-    xray = _study_mention(_XRAY_RE, text)
-    ct = _study_mention(_CT_RE, text)
-    if xray and not ct:
-        return "X-ray", xray.group(0)
-    if ct and not xray:
-        return "CT", ct.group(0)
-    return None
-
-
-_IMAGING_NEAR = r"(?:view|film|radiograph|x-?ray|cxr|projection|chest|image|bedside|portable|" \
-                r"erect|supine|upright|semi|and lateral)"
-_VIEW_RE = re.compile(
-    r"(?P<pa>\bpostero-?\s?anterior\b|\bposterior-anterior\b|(?-i:(?<![\w-])PA(?![\w-])))"
-    r"|(?P<ap>\bantero-?\s?posterior\b|\banterior-posterior\b|(?-i:(?<![\w-])AP(?![\w-])))"
-    r"|(?P<l>\blateral(?=\s+(?:chest\s+)?(?:radiograph|x-?ray|cxr|view|film|projection|image))"
-    r"|\b(?:left|right)\s+lateral\b(?=\s+(?:chest|view|radiograph|x-?ray|film)))"
-    r"|(?P<portable>\b(?:portable|bedside|mobile)\s+(?:\w+\s+)?(?:chest\s+)?"
-    r"(?:radiograph|x-?ray|cxr|film))"
-    r"|(?P<supine>\bsupine\s+(?:frontal\s+|portable\s+|chest\s+)*(?:radiograph|x-?ray|cxr|film))"
-    r"|(?P<axial>\b(?:axial|transverse|transaxial)\b)|(?P<coronal>\bcoronal\b)",
-    re.IGNORECASE)
-
-
-_VIEW_FAMILY = {"PA": "PA", "AP": "AP", "AP Supine": "AP", "AP Erect": "AP", "L": "L",
-                "Axial": "Axial", "Coronal": "Coronal"}
-
-
-def find_view(text: str, modality: str | None) -> Found:
-    """PA, AP, AP Supine, AP Erect, L (radiographs) or Axial, Coronal (CT), when the text states
-    one view; a text naming several ("PA and lateral", "axial and coronal") has none."""
-    views = list(_views(text, modality))
-    if not views or len({_VIEW_FAMILY[v] for v, _ in views}) > 1:
-        return None
-    return max(views, key=lambda v: len(v[0]))
-
-
-def _views(text: str, modality: str | None):
-    """Every (view, span) the text states."""
-    for m in _VIEW_RE.finditer(text):
-        kind = m.lastgroup
-        if kind in ("pa", "ap") and len(m.group(0)) == 2:
-            near = text[max(0, m.start() - 30):m.end() + 30]
-            if not re.search(_IMAGING_NEAR, near, re.IGNORECASE):
-                continue
-        if kind in ("axial", "coronal"):
-            if modality == "X-ray" or not (modality == "CT" or _CT_RE.search(_sentence(text, m.start()))):
-                continue
-            yield ("Axial" if kind == "axial" else "Coronal"), m.group(0)
-            continue
-        if modality == "CT":
-            continue
-        if kind in ("pa", "l"):
-            yield kind.upper(), m.group(0)
-            continue
-        sentence = _sentence(text, m.start())
-        if kind == "supine" or re.search(r"\bsupine\b", sentence, re.IGNORECASE):
-            yield "AP Supine", m.group(0)
-        elif re.search(r"(?<!semi)(?<!semi-)\b(?:erect|upright)\b", sentence, re.IGNORECASE):
-            yield "AP Erect", m.group(0)
-        else:
-            yield "AP", m.group(0)
-
-
-# ---- offset ----------------------------------------------------------------------------
-_UNIT_DAYS = {"day": 1, "week": 7, "month": 30}
-_DAY_N_RE = re.compile(rf"\bday\s+({NUMBER})\b|\b(?:on\s+)?(?:the\s+)?({'|'.join(_ORDINALS)}|"
-                       r"\d{1,3}(?:st|nd|rd|th))\s+day\b", re.IGNORECASE)
-_AFTER_ONSET_RE = re.compile(
-    rf"\b({NUMBER}|a few|several)\s+(day|week|month)s?\s+(?:after|from|post|since|following)\s+"
-    r"(?:the\s+)?(?:the\s+)?(?:onset|symptom|illness|disease|first symptom|fever)", re.IGNORECASE)
-_DURATION_RE = re.compile(
-    rf"\b({NUMBER})[- ](day|week)s?[- ](?:history|duration)\b"
-    rf"|\b(?:for|since)\s+(?:the\s+(?:last|past)\s+)?({NUMBER})\s+(day|week)s?\b"
-    rf"|\b({NUMBER})\s+(day|week)s?\s+(?:ago|prior|before admission|earlier)\b"
-    rf"|\b({NUMBER})\s+(day|week)s?\s+of\s+(?:\w+\s+){{0,2}}(?:fever|cough|symptoms?|dyspn\w+|"
-    r"shortness|pyrexia|diarrh\w+|malaise|sore)", re.IGNORECASE)
-_LATER_RE = re.compile(rf"\b({NUMBER}|a few|several)\s+(day|week|month)s?\s+(?:later|after "
-                       r"(?:admission|presentation|treatment))\b", re.IGNORECASE)
-_ADMISSION_RE = re.compile(r"\b(?:on|at|upon|day of|time of)\s+(?:hospital\s+)?(?:admission|"
-                           r"presentation|arrival)\b|\binitial\s+(?:\w+\s+)?(?:chest\s+)?"
-                           r"(?:radiograph|x-?ray|cxr|ct|film|scan)", re.IGNORECASE)
-
-
-def _amount(raw: str) -> int | None:
-    raw = raw.casefold()
-    if raw in ("a few", "several"):
-        return 5
-    return number_value(raw)
-
-
-def _imaging_sentences(text: str) -> str:
-    """The sentences of a text that speak of an image (radiograph, CT)."""
-    parts = re.split(r"(?<=[.;])\s+|\n", text)
-    return " ".join(p for p in parts if _XRAY_RE.search(p) or _CT_RE.search(p))
-
-
-def find_offset(text: str) -> Found:
-    """Days since symptom onset (or admission) of the image the text describes: "day 7",
-    "5 days after onset", "on admission" = 0, "N days later", a symptom duration at
-    presentation ("a 4-day history of"), "a few days" = 5. Sentences about an image first."""
-    for scope in (_imaging_sentences(text), text):
-        found = _offset_in(scope)
-        if found is not None:
-            return found
-    return None
-
-
-def _offset_in(text: str) -> Found:
-    m = _AFTER_ONSET_RE.search(text)
-    if m and (n := _amount(m.group(1))) is not None:
-        return n * _UNIT_DAYS[m.group(2).casefold()], m.group(0)
-    for d in _DAY_N_RE.finditer(text):
-        n = number_value(d.group(1) or re.sub(r"(?<=\d)(st|nd|rd|th)$", "", d.group(2)))
-        if n is not None and n <= 400:
-            return n, d.group(0)
-    later = _LATER_RE.search(text)
-    if later and (n := _amount(later.group(1))) is not None:
-        return n * _UNIT_DAYS[later.group(2).casefold()], later.group(0)
-    m = _ADMISSION_RE.search(text)
-    if m:
-        return 0, m.group(0)
-    m = _DURATION_RE.search(text)
-    if m:
-        groups = [g for g in m.groups() if g is not None]
-        n = _amount(groups[0])
-        if n is not None and n * _UNIT_DAYS[groups[1].casefold()] <= 60:
-            return n * _UNIT_DAYS[groups[1].casefold()], m.group(0)
-    return None
-
-
-# ---- course of illness -----------------------------------------------------------------
-def _yes_no(text: str, yes: str, no: str) -> Found:
-    neg = re.search(no, text, re.IGNORECASE)
-    if neg:
-        return "N", neg.group(0)
-    for m in re.finditer(yes, text, re.IGNORECASE):
-        before = text[max(0, m.start() - 40):m.start()]
-        if re.search(r"\b(?:no|not|without|never|den\w+|avoid\w*|prior to|before)\b[^.;,]*$",
-                     before, re.IGNORECASE):
-            continue
-        return "Y", m.group(0)
-    return None
-
-
-def find_survival(text: str) -> Found:
-    """N when the patient died, Y when discharged or recovered."""
-    died = re.search(r"\b(?:died|passed away|deceased|succumbed|expired|did not survive|"
-                     r"death of the patient|patient's death|fatal outcome)\b", text, re.IGNORECASE)
-    if died and not re.search(r"\b(?:not|never)\s+$", text[max(0, died.start() - 8):died.start()]):
-        return "N", died.group(0)
-    return _yes_no(text, r"\b(?:discharged|discharge home|recovered|survived|full recovery|"
-                         r"complete recovery|favou?rable (?:course|outcome))\b", r"(?!)")
-
-
-def find_intubated(text: str) -> Found:
-    return _yes_no(text, r"\b(?:intubated|intubation|extubat\w+|mechanical(?:ly)?\s+ventilat\w+|"
-                         r"invasive (?:mechanical )?ventilation|endotracheal tube|ET tube|ETT|"
-                         r"tracheostomy)\b",
-                   r"\b(?:no|not|never|without)\s+(?:\w+\s+){0,2}(?:intubat\w+|mechanical"
-                   r"(?:ly)? ventilat\w+)|\bintubation was not\b")
-
-
-def find_icu(text: str) -> Found:
-    return _yes_no(text, r"\b(?:ICU|intensive care|intensive therapy|critical care)\b",
-                   r"\b(?:no|not|never|without)\s+(?:\w+\s+){0,3}(?:ICU|intensive care)\b")
-
-
-def find_oxygen(text: str) -> Found:
-    return _yes_no(
-        text,
-        r"\b(?:supplemental (?:oxygen|O2)|oxygen (?:therapy|supplementation|support|mask|via)|"
-        r"O2 via|nasal cannula|high[- ]flow|low[- ]flow oxygen|NIV|non-?invasive ventilation|CPAP|"
-        r"\d+\s?L(?:/min)? of (?:oxygen|O2)|(?:oxygen|O2) at \d+\s?L|intubated|mechanical "
-        r"ventilation)\b",
-        r"\b(?:no|not|without)\s+(?:\w+\s+){0,3}(?:oxygen|O2)\s+(?:supplementation|therapy|"
-        r"support)|\bno (?:\w+ ){0,2}(?:need|requirement) for (?:\w+ )?(?:oxygen|O2)")
-
-
-# ---- measurements ----------------------------------------------------------------------
-_DEGREE = "[°º˚?�]"
-_TEMPERATURE_RE = re.compile(
-    rf"(?<![\d.])(3[4-9]|4[0-2])(?:[.,·]|�(?=\d{_DEGREE}))?(\d)?\s?{_DEGREE}?\s?(?:C|℃)(?![A-Za-z])"
-    rf"|\b(?:temperature|fever|pyrexia|febrile)\b[^\d.;]{{0,25}}(3[4-9]|4[0-2])(?:[.,](\d))?"
-    rf"\s?{_DEGREE}", re.IGNORECASE)
-_SATURATION_RE = re.compile(
-    r"\b(?:SpO\s?2|SaO\s?2|SO2|O2\s?sat\w*|oxygen saturation|saturation|sat|pO\s?2)\b"
-    r"[^\d%.;]{0,30}(\d{2,3}(?:[.,]\d)?)\s?%", re.IGNORECASE)
-_LYMPHOCYTE_RE = re.compile(
-    r"\blympho(?:cyte)?s?\s*(?:count|cell count|cells|#)?\b[^\d%;.]{0,25}(\d+(?:[.,]\d+)?)"
-    r"(?!\s*%)(?!\d)\s*(/mm3|/mm³|/µl|/ul|/μl|cells/)?", re.IGNORECASE)
-
-
-def find_temperature(text: str) -> Found:
-    """Body temperature in °C."""
-    m = _TEMPERATURE_RE.search(text)
-    if not m:
-        return None
-    whole, frac = (m.group(1), m.group(2)) if m.group(1) else (m.group(3), m.group(4))
-    return float(f"{whole}.{frac or 0}"), m.group(0)
-
-
-def find_saturation(text: str) -> Found:
-    """Oxygen saturation in percent."""
-    for m in _SATURATION_RE.finditer(text):
-        value = float(m.group(1).replace(",", "."))
-        if 20 <= value <= 100:
-            return value, m.group(0)
-    return None
-
-
-def find_lymphocytes(text: str) -> Found:
-    """Lymphocyte count in 10^9/L (per-mm³ counts converted)."""
-    for m in _LYMPHOCYTE_RE.finditer(text):
-        value = float(m.group(1).replace(",", "."))
-        if m.group(2) or value >= 50:
-            value = value / 1000
-        if 0 < value < 50:
-            return round(value, 3), m.group(0)
-    return None
-
-
-_PLACE = r"(?:[A-Z][\w'’.-]+(?:\s+(?:of|de|di|del|and|&)\s+|\s+)){0,6}"
-_LOCATION_RE = re.compile(
-    rf"\b({_PLACE}(?:Hospital|Clinic|Medical Cent(?:er|re)|Infirmary|Hospital Center)"
-    r"(?:\s+(?:of|de|di|del)\s+(?:[A-Z][\w'’.-]+\s?){1,4})?)(?:,\s*((?:[A-Z][\w.-]+\s?){1,4}))?")
-
-
-def find_location(text: str) -> Found:
-    """A named hospital (and city) where the patient was seen."""
-    m = _LOCATION_RE.search(text)
-    if not m:
-        return None
-    words = m.group(1).split()
-    while words and words[0].casefold() in ("our", "the", "this", "that", "a", "an", "local",
-                                            "nearby", "regional", "same", "another", "in", "at"):
-        words = words[1:]
-    if len(words) < 2:
-        return None
-    value = " ".join(words)
-    if m.group(2):
-        value = f"{value}, {m.group(2).strip().rstrip('.')}"
-    return value, m.group(0).strip()
-
-
-# ---- patients and panels ---------------------------------------------------------------
-_PATIENT_RE = re.compile(r"(?<![\w-])(Patient|PATIENT|patient|Case|CASE|case|Pt\.?)\s*(?:#|No\.?\s*)?"
-                         r"(\d{1,2}|(?-i:[A-H]))(?![\w-])")
-
-
-def _patient_label(m: re.Match[str]) -> str:
-    word = m.group(1).rstrip(".").capitalize()
-    return f"{'Patient' if word == 'Pt' else word} {m.group(2)}"
-
-
-def find_patient_labels(text: str) -> list[tuple[str, str]]:
-    """Distinct (label, span) of the patients a text names, by number ("Case 2" = "Patient 2")."""
-    seen: dict[str, tuple[str, str]] = {}
-    for m in _PATIENT_RE.finditer(text):
-        seen.setdefault(m.group(2).upper(), (_patient_label(m), m.group(0)))
-    return list(seen.values())
-
-
-def patient_section_starts(text: str) -> list[tuple[str, int]]:
-    """(label, offset) where a patient's section begins: a marker opening a sentence or line."""
-    starts: list[tuple[str, int]] = []
-    labels: dict[str, str] = {}
-    for m in _PATIENT_RE.finditer(text):
-        before = text[max(0, m.start() - 3):m.start()]
-        if m.start() == 0 or re.search(r"(?:[.;:!?\n)—–]|\s-)\s*$", before):
-            key = m.group(2).upper()
-            label = labels.setdefault(key, _patient_label(m))
-            if not starts or starts[-1][0] != label:
-                starts.append((label, m.start()))
-    return starts
-
-
-_PANEL_MARK_RE = re.compile(
-    r"\(([A-Ha-h](?:\s*(?:[-–—,&]|and|to)\s*[A-Ha-h])*)\)"
-    r"|(?:^|(?<=[.;:]\s)|(?<=\.\s\s))([A-H])(?:[,.:)])\s")
-
-
-def _panel_letters(group: str) -> set[str]:
-    letters: set[str] = set()
-    group = group.upper()
-    for a, b in re.findall(r"([A-H])\s*(?:[-–—]|to)\s*([A-H])", group):
-        letters.update(chr(c) for c in range(ord(a), ord(b) + 1))
-    letters.update(re.findall(r"[A-H]", group))
-    return letters
-
-
-def panel_subcaption(caption: str, panel: str) -> str:
-    """The part of a figure caption about one panel ("(B) …" up to the next panel mark, or the
-    sentence that ends in "(B)"); "" when the caption has no mark for it."""
-    want = panel.strip().upper()[:1]
-    marks = list(_PANEL_MARK_RE.finditer(caption))
-    # A mark of this panel alone ("(B)") before a group that includes it ("(A, B)").
-    order = sorted(range(len(marks)), key=lambda i: len(_panel_letters(
-        marks[i].group(1) or marks[i].group(2))) > 1)
-    for i in order:
-        m = marks[i]
-        if want not in _panel_letters(m.group(1) or m.group(2)):
-            continue
-        start, end = _sentence_bounds(caption, m.start())
-        leading = not caption[start:m.start()].strip(" .;:") or m.group(2) is not None or \
-            re.match(r"\s*[A-Z]", caption[m.end():m.end() + 2]) is not None
-        if leading:
-            stop = marks[i + 1].start() if i + 1 < len(marks) else len(caption)
-            return caption[m.end():stop].strip(" ,;")
-        return caption[start:end].strip()
-    return ""
-
-
-def patient_of_panel(caption: str, panel: str) -> str | None:
-    """The patient label a caption gives a panel ("Patient 1 (A–C) and patient 2 (D, E)")."""
-    want = panel.strip().upper()[:1]
-    for m in _PATIENT_RE.finditer(caption):
-        group = re.match(r"\s*[:,-]?\s*(?:panels?\s*)?\(?([A-Ha-h](?:\s*(?:[-–—,&]|and|to)\s*"
-                         r"[A-Ha-h])*)\)", caption[m.end():m.end() + 30])
-        if group and want in _panel_letters(group.group(1)):
-            return _patient_label(m)
     return None

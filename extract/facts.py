@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, field, fields
 
-from extract import factrules as rules
+from extract import factcourse, factimaging, factpanels, factrules
 
 MAX_TEXT_CHARS = 200_000  # longer texts are cut: case reports are far shorter
 
@@ -69,32 +69,32 @@ def facts_of_text(text: str) -> Facts:
     if not text.strip():
         return facts
     finders = {
-        "age": rules.find_age,
-        "sex": rules.find_sex,
-        "finding": rules.find_finding,
-        "modality": rules.find_modality,
-        "offset": rules.find_offset,
-        "survival": rules.find_survival,
-        "intubated": rules.find_intubated,
-        "went_icu": rules.find_icu,
-        "needed_supplemental_O2": rules.find_oxygen,
-        "temperature": rules.find_temperature,
-        "pO2_saturation": rules.find_saturation,
-        "lymphocyte_count": rules.find_lymphocytes,
-        "location": rules.find_location,
+        "age": factrules.find_age,
+        "sex": factrules.find_sex,
+        "finding": factrules.find_finding,
+        "modality": factimaging.find_modality,
+        "offset": factimaging.find_offset,
+        "survival": factcourse.find_survival,
+        "intubated": factcourse.find_intubated,
+        "went_icu": factcourse.find_icu,
+        "needed_supplemental_O2": factcourse.find_oxygen,
+        "temperature": factcourse.find_temperature,
+        "pO2_saturation": factcourse.find_saturation,
+        "lymphocyte_count": factcourse.find_lymphocytes,
+        "location": factcourse.find_location,
     }
     for name, finder in finders.items():
         found = finder(text)
         if found is not None:
             setattr(facts, name, found[0])
             facts.evidence[name] = found[1]
-    found_view = rules.find_view(text, facts.modality)
+    found_view = factimaging.find_view(text, facts.modality)
     if found_view is not None:
         facts.view, facts.evidence["view"] = found_view
         if facts.modality is None:
             facts.modality = "CT" if facts.view in ("Axial", "Coronal") else "X-ray"
             facts.evidence["modality"] = found_view[1]
-    label = rules.find_patient_labels(text)
+    label = factpanels.find_patient_labels(text)
     if len(label) == 1:
         facts.patient = label[0][0]
         facts.evidence["patient"] = label[0][1]
@@ -108,10 +108,10 @@ def split_patients(text: str) -> list[tuple[str | None, str]]:
     than two distinct labels is one patient, returned as [(label or None, text)].
     """
     text = clean_text(text)
-    starts = rules.patient_section_starts(text)
+    starts = factpanels.patient_section_starts(text)
     labels = {label for label, _ in starts}
     if len(labels) < 2:
-        found = rules.find_patient_labels(text)
+        found = factpanels.find_patient_labels(text)
         return [(found[0][0] if len(found) == 1 else None, text)]
     preamble = text[: starts[0][1]]
     parts: dict[str, list[str]] = {}
@@ -143,8 +143,8 @@ def facts_for_panel(caption: str, panel: str | None = None, case_text: str = "")
     come from that patient's section of the case text.
     """
     caption = clean_text(caption)
-    sub = rules.panel_subcaption(caption, panel) if panel else ""
-    label = rules.patient_of_panel(caption, panel) if panel else None
+    sub = factpanels.panel_subcaption(caption, panel) if panel else ""
+    label = factpanels.patient_of_panel(caption, panel) if panel else None
     panel_facts = facts_of_text(sub) if sub else Facts()
     if label is None:
         label = panel_facts.patient
