@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import date
 
 from extract.factrules import NUMBER, ORDINALS, Found, number_value, sentence_of
 
@@ -131,10 +132,52 @@ def _imaging_sentences(text: str) -> str:
     return " ".join(p for p in parts if _XRAY_RE.search(p) or _CT_RE.search(p))
 
 
+_MONTH_NAMES = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_MONTH = r"(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?"
+_DATE_RE = re.compile(rf"\b(?:{_MONTH}\s+(\d{{1,2}})(?:st|nd|rd|th)?|(\d{{1,2}})(?:st|nd|rd|th)?"
+                      rf"\s+(?:of\s+)?{_MONTH})(?!\w)(?:,?\s+(\d{{4}}))?", re.IGNORECASE)
+_ONSET_RE = re.compile(r"\b(?:onset|became (?:ill|unwell|sick)|fell ill|ill with|symptoms? "
+                       r"(?:began|started|appeared)|since|developed (?:a )?(?:fever|cough|symptoms))",
+                       re.IGNORECASE)
+
+
+def _dates(text: str) -> list[tuple[date, re.Match[str]]]:
+    found = []
+    for m in _DATE_RE.finditer(text):
+        month = (m.group(1) or m.group(4)).casefold()[:3]
+        day = int(m.group(2) or m.group(3))
+        try:
+            found.append((date(int(m.group(5) or 2020), _MONTH_NAMES.index(month) + 1, day), m))
+        except ValueError:
+            continue
+    return found
+
+
+def _offset_from_dates(text: str) -> Found:
+    """Image date minus onset date, when the text dates both ("ill on January 17 … chest
+    radiograph on January 25")."""
+    onset = image = None
+    for when, m in _dates(text):
+        sentence = sentence_of(text, m.start())
+        if onset is None and _ONSET_RE.search(sentence) and not (
+                _XRAY_RE.search(sentence) or _CT_RE.search(sentence)):
+            onset = when
+        elif image is None and onset is not None and (_XRAY_RE.search(sentence)
+                                                      or _CT_RE.search(sentence)):
+            image = (when, m.group(0))
+    if onset is None or image is None:
+        return None
+    days = (image[0] - onset.replace(year=image[0].year)).days
+    return (days, image[1]) if 0 <= days <= 180 else None
+
+
 def find_offset(text: str) -> Found:
     """Days since symptom onset (or admission) of the image the text describes: "day 7",
-    "5 days after onset", "on admission" = 0, "N days later", a symptom duration at
+    "5 days after onset", onset and image dates both given, "on admission" = 0, "N days later", a symptom duration at
     presentation ("a 4-day history of"), "a few days" = 5. Sentences about an image first."""
+    found = _offset_from_dates(text)
+    if found is not None:
+        return found
     for scope in (_imaging_sentences(text), text):
         found = _offset_in(scope)
         if found is not None:

@@ -157,6 +157,9 @@ def test_both_modalities_named_leave_modality_blank() -> None:
     ("Chest x-ray on the eighth day showed improvement.", 8),
     ("A chest CT obtained two days after the onset of the symptoms.", 2),
     ("Follow-up frontal chest radiograph obtained 5 days later.", 5),
+    ("He became ill with fever on January 17. On January 25, chest radiographs showed "
+     "progression.", 8),
+    ("Symptoms started on 3 March 2020. Chest CT on 10 March 2020 showed GGO.", 7),
     ("Chest X-ray after a few days of symptoms; fever for a few days later.", 5),
 ])
 def test_offset(text: str, offset: int) -> None:
