@@ -9,7 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 TYPES: tuple[str, ...] = ("X-ray", "CT", "other")
 PARAMS_PATH = Path(__file__).with_name("imagetype_params.json")
@@ -93,15 +93,7 @@ def _to_rgb(image: Image.Image) -> Image.Image:
         image = image.convert("RGBA")
         background = Image.new("RGBA", image.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, image).convert("RGB")
-    if image.mode == "CMYK":
-        return ImageOps.invert(image.convert("RGB")) if _inverted_cmyk(image) \
-            else image.convert("RGB")
-    return image.convert("RGB")
-
-
-def _inverted_cmyk(image: Image.Image) -> bool:
-    """Adobe CMYK JPEGs store inverted ink values; PIL reads them without the inversion."""
-    return image.format == "JPEG" and "adobe" in image.info
+    return image.convert("RGB")  # CMYK included: Pillow applies Adobe's inversion itself
 
 
 FEATURE_NAMES: tuple[str, ...] = (
