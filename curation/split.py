@@ -4,8 +4,8 @@ Every patient becomes a count vector: images, images per finding label and patie
 (from the finding hierarchy), images per value of each other `--by` column (sex, source).
 curation/stratify.py gives each patient a fold: greedily, rarest label first, then by moves and
 swaps that lower each fold's weighted squared deviation from its share (scikit-learn's
-StratifiedGroupKFold criterion generalised to many labels, weighted to track Sechidis et al.'s
-LD). Folds cover all patients; partitions are unions of whole folds (10 folds at 60/20/20:
+StratifiedGroupKFold criterion generalised to many labels), and a polish on Sechidis et al.'s
+LD itself, over images and over patients. Folds cover all patients; partitions are unions of whole folds (10 folds at 60/20/20:
 folds 0-5 train, 6-7 val, 8-9 test), so folds and partitions never disagree and cross-validation
 folds nest inside the partitions. Patients of a previous partition.tsv keep their fold (so their
 partition); only new patients are placed, against the targets of the whole collection.
@@ -31,7 +31,7 @@ from curation.balance import (
     labels_table,
     tsv_bytes,
 )
-from curation.stratify import dim_weights, stratify
+from curation.stratify import PATIENT_WEIGHT, dim_weights, stratify
 from cxrbank.collection import Collection, atomic_write_bytes
 from cxrbank.schema import COLUMNS, canonical_finding, expand_labels, normalize_modality
 
@@ -208,6 +208,14 @@ def patient_table(rows: list[dict[str, str]], settings: SplitSettings) -> Patien
     )
 
 
+def ld_terms(dims: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What the stratifier's LD polish balances: each label over images (dimension 0) and,
+    PATIENT_WEIGHT as much, over patients (dimension 1)."""
+    cols = [i for i, d in enumerate(dims) if d.startswith(("finding:", "patients:"))]
+    base = np.array([1 if dims[i].startswith("patients:") else 0 for i in cols], dtype=int)
+    return np.array(cols, dtype=int), base, np.where(base == 1, PATIENT_WEIGHT, 1.0)
+
+
 def read_partition(path: Path) -> list[tuple[str, str, str, int]]:
     """Rows (filename, patientid, partition, fold) of a partition.tsv; SplitError when malformed."""
     lines = path.read_text(encoding="utf-8").splitlines()
@@ -259,7 +267,10 @@ def split_rows(
                         "use the previous settings or pass --rebalance"
                     )
                 fixed[i] = fold
-    fold = stratify(table.counts, settings.folds, settings.seed, fixed, table.weights, table.base)
+    fold = stratify(
+        table.counts, settings.folds, settings.seed, fixed, table.weights, table.base,
+        ld_terms(table.dims),
+    )
     split = Split(settings, table, fold, problems, kept=int((fixed >= 0).sum()))
     split.placed = len(table.ids) - split.kept
     split.moved = moved_patients(table.ids, fold, fold_partition, previous)

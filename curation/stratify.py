@@ -1,8 +1,10 @@
 """The stratifier: a fold per patient that balances many count dimensions at once.
 
 A greedy pass places patients, rarest dimension first, each in the fold whose deficit it fills
-best; then single-patient moves and pairwise swaps lower the weighted squared deviation of every
-fold's totals from its share. Pure numpy; curation/split.py builds the count vectors.
+best; single-patient moves and pairwise swaps then lower the weighted squared deviation of every
+fold's totals from its share; a last polish makes moves and swaps that lower LD itself (Sechidis
+et al. 2011) with the squared deviation as a penalty. Pure numpy; curation/split.py builds the
+count vectors.
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ RARE_WEIGHT = 0.01  # how much a rare label's relative spread weighs beside LD
 MAX_PASSES = 12  # improvement passes, fewer for large collections (PASS_BUDGET)
 PASS_BUDGET = 60_000  # patient visits over all passes: keeps 50,000 patients near 5 s
 SWAP_CANDIDATES = 48  # partners tried per patient in a swap pass
+POLISH_PASSES = 6  # LD polish passes (curation.stratify.polish), at most POLISH_BUDGET visits each
+POLISH_BUDGET = 15_000
+POLISH_MU = 1.0  # weight of the squared deviation beside LD in the polish
 SAME_SIZE_SHARE = 0.5  # of them with as many images (swaps that keep fold sizes)
 
 
@@ -45,6 +50,7 @@ def dim_weights(counts: np.ndarray, base: np.ndarray) -> np.ndarray:
 def stratify(
     counts: np.ndarray, folds: int, seed: int, fixed: np.ndarray | None = None,
     weights: np.ndarray | None = None, base: np.ndarray | None = None,
+    ld: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
     """A fold per patient (a row of counts); rows with fixed >= 0 keep that fold.
 
@@ -82,6 +88,8 @@ def stratify(
         deviation[f] += values[p]
         where[p] = f
     improve(values, weights, deviation, where, free, rng)
+    if ld is not None and len(ld[0]) and len(free) > 1:
+        polish(counts, values, weights, deviation, where, free, rng, *ld)
     return perm[where]
 
 
@@ -142,3 +150,86 @@ def swap_partners(
     pick = low[:, None] + (rng.random((len(visit), same)) * (high - low)[:, None]).astype(np.int64)
     anyone = rng.integers(0, len(free), (len(visit), SWAP_CANDIDATES - same))
     return np.concatenate([by_size[pick], free[anyone]], axis=1)
+
+
+def _ld_terms(pos: np.ndarray, size: np.ndarray, ratio: np.ndarray) -> np.ndarray:
+    """|p/n - P/N| per (subset, label) for positives pos among size examples."""
+    return np.abs(pos / np.maximum(size - pos, 1.0) - ratio)
+
+
+def polish(
+    counts: np.ndarray, values: np.ndarray, weights: np.ndarray, deviation: np.ndarray,
+    where: np.ndarray, free: np.ndarray, rng: np.random.Generator, ld_dims: np.ndarray,
+    ld_base: np.ndarray, ld_weight: np.ndarray,
+) -> None:
+    """Moves and swaps of free patients that lower LD itself: over each dimension of ld_dims,
+    a share of dimension ld_base (images or patients), weighted by ld_weight, plus POLISH_MU
+    times the squared deviation (which keeps sizes, sexes and sources in line); in place."""
+    k = deviation.shape[0]
+    positives = counts[:, ld_dims]
+    examples = counts[:, ld_base]
+    total_pos = positives.sum(axis=0)
+    total_neg = examples.sum(axis=0) - total_pos
+    keep = (total_pos > 0) & (total_neg > 0)
+    if not keep.any():
+        return
+    positives, examples = positives[:, keep], examples[:, keep]
+    ratio = total_pos[keep] / total_neg[keep]
+    groups = ld_base[keep]
+    scale = np.array([ld_weight[keep][i] / (k * (groups == g).sum()) for i, g in enumerate(groups)])
+    pos = np.zeros((k, len(ratio)))
+    size = np.zeros((k, len(ratio)))
+    np.add.at(pos, where, positives)
+    np.add.at(size, where, examples)
+    wv2 = 2.0 * values * weights
+    own = (wv2 * values).sum(axis=1)
+    n_free = len(free)
+    for _ in range(min(POLISH_PASSES, max(1, POLISH_BUDGET // max(n_free, 1)))):
+        changes = 0
+        for p in free[rng.permutation(n_free)[:POLISH_BUDGET]].tolist():
+            a, c, s = where[p], positives[p], examples[p]
+            before = _ld_terms(pos, size, ratio) @ scale
+            added = _ld_terms(pos + c, size + s, ratio) @ scale - before
+            removed = _ld_terms(pos[a] - c, size[a] - s, ratio) @ scale - before[a]
+            gain = deviation @ wv2[p]
+            delta = added + removed + POLISH_MU * (gain - gain[a] + own[p])
+            delta[a] = 0.0
+            b = int(delta.argmin())
+            if delta[b] < -1e-15:
+                deviation[a] -= values[p]
+                deviation[b] += values[p]
+                pos[a] -= c
+                pos[b] += c
+                size[a] -= s
+                size[b] += s
+                where[p] = b
+                changes += 1
+        visit = free[rng.permutation(n_free)[:POLISH_BUDGET]]
+        partners = swap_partners(counts[:, 0], free, visit, rng)
+        for p, q in zip(visit.tolist(), partners, strict=True):
+            a, b = where[p], where[q]
+            step = values[p] - values[q]
+            step_c = positives[p] - positives[q]
+            step_s = examples[p] - examples[q]
+            ld = (
+                _ld_terms(pos[a] - step_c, size[a] - step_s, ratio)
+                - _ld_terms(pos[a], size[a], ratio)
+                + _ld_terms(pos[b] + step_c, size[b] + step_s, ratio)
+                - _ld_terms(pos[b], size[b], ratio)
+            ) @ scale
+            sq = 2.0 * ((weights * step) * (deviation[b] - deviation[a] + step)).sum(axis=1)
+            delta = ld + POLISH_MU * sq
+            delta[b == a] = 0.0
+            best = int(delta.argmin())
+            if delta[best] < -1e-15:
+                partner, target = q[best], b[best]
+                deviation[a] -= step[best]
+                deviation[target] += step[best]
+                pos[a] -= step_c[best]
+                pos[target] += step_c[best]
+                size[a] -= step_s[best]
+                size[target] += step_s[best]
+                where[p], where[partner] = target, a
+                changes += 1
+        if not changes:
+            break
