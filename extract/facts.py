@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, field, fields
 
+from cxrbank.schema import NO_FINDING
 from extract import factcourse, factimaging, factpanels, factrules
 
 MAX_TEXT_CHARS = 200_000  # longer texts are cut: case reports are far shorter
@@ -35,13 +36,16 @@ class Facts:
         return asdict(self)
 
     def merged_over(self, base: Facts) -> Facts:
-        """These facts, with fields this one lacks taken from `base`."""
+        """These facts, with fields this one lacks taken from `base`; "No Finding" here does not
+        replace a disease in `base` (the finding is the patient's, as upstream labels it)."""
         out = Facts(**{f.name: getattr(base, f.name) for f in fields(Facts)})
         out.evidence = dict(base.evidence)
         for f in fields(Facts):
             if f.name == "evidence":
                 continue
             value = getattr(self, f.name)
+            if f.name == "finding" and value == NO_FINDING and base.finding:
+                continue  # a normal-looking image of a patient with a disease keeps the disease
             if value is not None:
                 setattr(out, f.name, value)
                 if f.name in self.evidence:

@@ -219,6 +219,13 @@ def test_panel_facts_take_panel_then_caption_then_case_text() -> None:
     assert c.finding == "Pneumonia/Viral/COVID-19"
 
 
+def test_normal_panel_keeps_the_patients_disease() -> None:
+    caption = "(A) Chest radiograph: normal. (B) Axial CT shows ground-glass opacities."
+    facts = facts_for_panel(caption, "A", "A 30-year-old woman with confirmed COVID-19.")
+    assert facts.finding == "Pneumonia/Viral/COVID-19"
+    assert facts_for_panel("(A) CXR: normal. (B) CXR: normal.", "A").finding == "No Finding"
+
+
 def test_panel_label_after_its_sentence() -> None:
     caption = ("Chest radiograph (A) shows no thoracic abnormalities. Axial CT scan (B) shows "
                "GGOs in the right lower lobe.")
