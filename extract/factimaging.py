@@ -136,7 +136,7 @@ _MONTH_NAMES = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "
 _MONTH = r"(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?"
 _DATE_RE = re.compile(rf"\b(?:{_MONTH}\s+(\d{{1,2}})(?:st|nd|rd|th)?|(\d{{1,2}})(?:st|nd|rd|th)?"
                       rf"\s+(?:of\s+)?{_MONTH})(?!\w)(?:,?\s+(\d{{4}}))?", re.IGNORECASE)
-_ONSET_RE = re.compile(r"\b(?:onset|became (?:ill|unwell|sick)|fell ill|ill with|symptoms? "
+_ONSET_RE = re.compile(r"\b(?:onset|bec[oa]me (?:ill|unwell|sick)|fell ill|ill with|symptoms? "
                        r"(?:began|started|appeared)|since|developed (?:a )?(?:fever|cough|symptoms))",
                        re.IGNORECASE)
 
