@@ -21,9 +21,9 @@ from crawler.local import ingest_file  # noqa: E402
 from crawler.run import run_spider  # noqa: E402
 from crawler.settings import crawl_settings  # noqa: E402
 from crawler.spiders.papers import PapersSpider  # noqa: E402
+from cxrbank import fakeweb as sw  # noqa: E402
 from cxrbank.collection import Collection  # noqa: E402
 from cxrbank.localweb import LocalWeb  # noqa: E402
-from tests.fixtures import scholarly_web as sw  # noqa: E402
 
 
 def three_figure_pdf(seed: int) -> bytes:

@@ -11,11 +11,11 @@ from click.testing import CliRunner
 from PIL import Image, ImageDraw
 
 from crawler.state import previous_outcome
+from cxrbank import fakeweb as sw
 from cxrbank.cli import main
 from cxrbank.collection import Collection
 from cxrbank.localweb import Page
 from cxrbank.schema import COLUMNS
-from tests.fixtures import scholarly_web as sw
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "examples" / "case-report.pdf"

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from cxrbank import fakeweb as sw
 from cxrbank.cli import main
 from cxrbank.collection import Collection
-from tests.fixtures import scholarly_web as sw
 
 TOKEN = "ghp_SECRETTOKEN1234567890"
 CONTACT = "curator-secret@example.org"

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from crawler import resolve
-from tests.fixtures import scholarly_web as sw
+from cxrbank import fakeweb as sw
 
 EPMC = "http://127.0.0.1:1/europepmc"
 
