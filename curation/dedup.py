@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import os
 import re
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -19,8 +20,9 @@ from cxrbank.collection import Collection, Row
 CACHE_VERSION = 2  # bump when fingerprints change meaning: cached ones are then recomputed
 GLOBAL_BITS = 14  # candidate: whole-image hashes this close (of 64 bits) ...
 WINDOW_BITS = 12  # ... or a whole image this close to a window of the other
-GATE = 0.5  # candidate kept for the aligned search when its patches correlate this well
-NEAR = 0.70  # aligned similarity at or above which two images are the same picture
+GATE = 0.64  # candidate kept for the aligned search when its patches correlate this well
+NEAR = 0.86  # aligned band-pass correlation at or above which two images are one picture
+APART_TRIES = 3  # verifications tried between two groups that may not join (for the report)
 SAME_PIXELS = 4.0  # mean absolute thumbnail difference (0..255) for "same pixels, other file"
 
 _RID = re.compile(r"\brID:?\s*(\d+)", re.IGNORECASE)
@@ -257,12 +259,16 @@ class _Components:
     def together(self, a: int, b: int) -> bool:
         return self.root(a) == self.root(b)
 
+    def must_stay_apart(self, a: int, b: int) -> bool:
+        ra, rb = self.root(a), self.root(b)
+        return any(self.apart(x, y) for x in self.members[ra] for y in self.members[rb])
+
     def join(self, a: int, b: int) -> bool:
         """Join the groups of a and b; False when that would join a must-stay-apart pair."""
         ra, rb = self.root(a), self.root(b)
         if ra == rb:
             return True
-        if any(self.apart(x, y) for x in self.members[ra] for y in self.members[rb]):
+        if self.must_stay_apart(a, b):
             return False
         self.parent[rb] = ra
         self.members[ra].extend(self.members.pop(rb))
@@ -301,6 +307,7 @@ def match_rows(
                                 np.stack([f.windows for f in chosen]))
         gates = gate_scores(chosen, pairs)
         refused: set[tuple[int, int]] = set()
+        tries: Counter[tuple[int, int]] = Counter()
         for p in np.argsort(-gates, kind="stable"):
             if gates[p] < GATE:
                 break
@@ -309,8 +316,10 @@ def match_rows(
             if parts.together(a, b):
                 continue
             apart_key = (min(parts.root(a), parts.root(b)), max(parts.root(a), parts.root(b)))
-            if apart_key in refused:
+            if apart_key in refused or tries[apart_key] >= APART_TRIES:
                 continue
+            if parts.must_stay_apart(a, b):
+                tries[apart_key] += 1
             if same_pixels(chosen[i], chosen[j]):
                 match = Match(a, b, "pixels", 1.0)
             else:

@@ -161,8 +161,22 @@ def fingerprint_from_grey(grey: np.ndarray, width: int, height: int, sha256: str
     )
 
 
+def box_blur(image: np.ndarray, radius: int) -> np.ndarray:
+    """Mean over a (2 radius + 1) square around each pixel (edges repeated)."""
+    side = 2 * radius + 1
+    padded = np.pad(image, radius + 1, mode="edge")[:-1, :-1]
+    table = padded.cumsum(0).cumsum(1)
+    return (table[side:, side:] - table[:-side, side:] - table[side:, :-side]
+            + table[:-side, :-side]) / (side * side)
+
+
+BAND = 1  # blur radius applied before the high pass: resampling noise does not count
+
+
 def high_pass(image: np.ndarray, radius: int) -> np.ndarray:
-    """The image minus its box blur: edges and texture, without the shading all chests share."""
+    """Band-passed image: edges and texture, without the shading all chests share."""
+    if BAND:
+        return box_blur(image, BAND) - box_blur(image, radius)
     side = 2 * radius + 1
     padded = np.pad(image, radius + 1, mode="edge")[:-1, :-1]
     table = padded.cumsum(0).cumsum(1)
@@ -219,39 +233,71 @@ def rotate(image: np.ndarray, degrees: float) -> np.ndarray:
 
 SCALE_STEPS = (0.0, -0.03, 0.03)
 ANGLES = (0.0, -2.0, 2.0)
-MARGIN = 4  # template pixels given up on each side: the shift search range
-HOPELESS = 0.4  # unturned best below this: the turned search is not tried
+HOPELESS = 0.5  # unturned best below this: the turned search is not tried
+
+
+def align(
+    outer: np.ndarray, inner: np.ndarray, size: tuple[float, float] = (1.0, 1.0),
+    enough: float = 1.0,
+    steps: tuple[float, ...] = SCALE_STEPS, angles: tuple[float, ...] = ANGLES, radius: int = 3,
+) -> tuple[float, float, float, float]:
+    """Best (score, angle, height share, width share) of `inner` found inside `outer`.
+
+    Both are square images of normalised content; `size` is the share of `outer`'s height
+    and width that `inner` is thought to cover. Shares size + steps, shifts and angles are searched
+    on high-passed pixels, so that the shading every chest film shares does not count.
+    The search stops once `enough` is met, and skips turning when nothing came close.
+    """
+    side = outer.shape[0]
+    margin = max(2, side // 16)
+    outer = outer.astype(np.float32)
+    inner = inner.astype(np.float32)
+    templates = []
+    for sy in steps:
+        for sx in steps:
+            h = min(side, round((size[0] + sy) * side))
+            w = min(side, round((size[1] + sx) * side))
+            part = high_pass(resize(inner, h, w), radius)[margin:-margin, margin:-margin]
+            templates.append((h / side, w / side, part))
+    best = (-1.0, 0.0, *size)
+    for angle in angles:
+        if angle != angles[0] and best[0] < HOPELESS:
+            break
+        field = _prepare(high_pass(rotate(outer, angle), radius))
+        for share_y, share_x, template in templates:
+            score = _best_ncc(field, template)
+            if score > best[0]:
+                best = (score, angle, share_y, share_x)
+                if score >= enough:
+                    return best
+    return best
 
 
 def aligned_similarity(
     outer: np.ndarray, inner: np.ndarray, size: float = 1.0, enough: float = 1.0,
 ) -> float:
-    """How well `inner` matches a scaled, shifted, slightly turned part of `outer`.
+    """How well `inner` matches a scaled, shifted, slightly turned part of `outer` (coarse)."""
+    return align(outer, inner, (size, size), enough)[0]
 
-    Both are square thumbnails of normalised content; `size` is the share of `outer`'s
-    sides that `inner` is thought to cover (1.0, or a window size from the hash stage).
-    Scales around it, shifts and ANGLES are searched on high-passed pixels, so that the
-    shading every chest film shares does not count. The search stops once `enough` is met.
-    """
-    side = outer.shape[0]
-    outer = outer.astype(np.float32)
-    inner = inner.astype(np.float32)
-    templates = []
-    for sy in SCALE_STEPS:
-        for sx in SCALE_STEPS:
-            h = min(side, round((size + sy) * side))
-            w = min(side, round((size + sx) * side))
-            templates.append(high_pass(resize(inner, h, w), 3)[MARGIN:-MARGIN, MARGIN:-MARGIN])
-    best = -1.0
-    for angle in ANGLES:
-        if angle and best < HOPELESS:
-            break
-        field = _prepare(high_pass(rotate(outer, angle), 3))
-        for template in templates:
-            best = max(best, _best_ncc(field, template))
-            if best >= enough:
-                return best
-    return best
+
+FINE_SIDE = 128
+FINE_STEPS = (0.0, -0.01, 0.01, -0.02, 0.02)
+
+
+def fine_similarity(
+    outer: np.ndarray, inner: np.ndarray, angle: float, share_y: float, share_x: float,
+) -> float:
+    """The coarse alignment refined on FINE_SIDE content: fine texture only a copy shares."""
+    big_outer = resize(outer, FINE_SIDE, FINE_SIDE)
+    big_inner = resize(inner, FINE_SIDE, FINE_SIDE)
+    return align(big_outer, big_inner, (share_y, share_x), steps=FINE_STEPS,
+                 angles=(angle, angle - 1.0, angle + 1.0), radius=2)[0]
+
+
+def normalised_content(data: bytes | Path) -> np.ndarray:
+    """The image grey, borders trimmed, equalised (longest side <= WORK_SIDE)."""
+    grey, _, _ = decode_grey(data)
+    return equalise(trim_borders(grey))
 
 
 def descriptors(thumb: np.ndarray) -> np.ndarray:

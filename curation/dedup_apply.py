@@ -1,0 +1,191 @@
+"""Carrying out dedup decisions: rows removed, files moved aside, aliases merged, logged and undoable."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from curation.dedup import DedupReport
+from cxrbank.collection import Collection, CollectionError, Row
+
+REMOVED_DIR = "removed"
+LOG_DIR = "logs"
+
+
+@dataclass
+class ApplyResult:
+    log: Path
+    dropped: int = 0
+    repointed: int = 0
+    rebound: int = 0
+
+
+@dataclass
+class UndoResult:
+    log: Path
+    restored: int = 0
+    repointed: int = 0
+    rebound: int = 0
+    missing: list[str] = field(default_factory=list)  # moved files no longer where the log says
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def _append(log: Path, entry: dict) -> None:
+    """Write one log line and make it durable before the step it describes is taken."""
+    with open(log, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def logs_dir(collection: Collection) -> Path:
+    return collection.state_dir / LOG_DIR
+
+
+def latest_log(collection: Collection) -> Path:
+    """The newest dedup log that has not been undone."""
+    for log in sorted(logs_dir(collection).glob("dedup-*.jsonl"), reverse=True):
+        if not any(e.get("op") == "undone" for e in read_log(log)):
+            return log
+    raise CollectionError("no dedup --apply log left to undo")
+
+
+def read_log(log: Path) -> list[dict]:
+    try:
+        lines = log.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise CollectionError(f"{log}: cannot read the log ({exc.strerror or exc})") from exc
+    try:
+        return [json.loads(line) for line in lines if line.strip()]
+    except json.JSONDecodeError as exc:
+        raise CollectionError(f"{log}: not a dedup log (line {exc.lineno})") from exc
+
+
+def apply_report(collection: Collection, report: DedupReport) -> ApplyResult:
+    """Remove each group's dropped rows, move their files aside, merge aliased patients.
+
+    Call under `collection.lock()` with a report made from the rows now on disk. Every step
+    is logged before it is taken. Rows are rewritten first (the files they keep pointing at
+    all stay), then the dropped files move, so no row ever points at a moved file.
+    """
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
+    logs_dir(collection).mkdir(parents=True, exist_ok=True)
+    log = logs_dir(collection) / f"dedup-{stamp}.jsonl"
+    result = ApplyResult(log=log)
+    rows = report.rows
+    if [r["filename"] for r in collection.read_rows()] != [r["filename"] for r in rows]:
+        raise CollectionError("metadata.csv changed since the duplicates were found; run again")
+    removed_dir = collection.state_dir / REMOVED_DIR / stamp
+    drops: dict[int, dict] = {}
+    renames: dict[str, str] = {}
+    for group in report.groups:
+        keep = rows[group.keep]
+        for index in group.drop:
+            row = rows[index]
+            drops[index] = {
+                "op": "drop", "index": index, "row": row,
+                "file": str(collection.image_path(row).relative_to(collection.root)),
+                "moved_to": str((removed_dir / row["filename"]).relative_to(collection.root)),
+                "keep": keep["filename"], "reason": group.reason, "kinds": group.kinds,
+            }
+        if group.relation == "alias":
+            for pid in group.patients:
+                if pid and pid != keep["patientid"]:
+                    renames[pid] = keep["patientid"]
+    _append(log, {"op": "start", "at": _now(), "groups": len(report.groups)})
+    for entry in drops.values():
+        _append(log, entry)
+    kept: list[Row] = []
+    for index, row in enumerate(rows):
+        if index in drops:
+            continue
+        target = renames.get(row["patientid"])
+        if target:
+            _append(log, {"op": "repoint", "filename": row["filename"],
+                          "from": row["patientid"], "to": target})
+            row = {**row, "patientid": target}
+            result.repointed += 1
+        kept.append(row)
+    collection.write_rows(kept)
+    removed_dir.mkdir(parents=True, exist_ok=True)
+    with contextlib.closing(collection.state()) as db:
+        for entry in drops.values():
+            source = collection.root / entry["file"]
+            if source.exists():
+                os.replace(source, collection.root / entry["moved_to"])
+            sha = entry["row"].get("sha256") or _sha(collection.root / entry["moved_to"])
+            entry["sha256"] = sha
+            db.execute(
+                "INSERT OR REPLACE INTO removed (sha256, filename, reason, at) VALUES (?,?,?,?)",
+                (sha, entry["row"]["filename"], f"duplicate of {entry['keep']}", _now()),
+            )
+            _append(log, {"op": "removed", "filename": entry["row"]["filename"], "sha256": sha})
+            result.dropped += 1
+        for old, new in renames.items():
+            keys = [k for (k,) in db.execute("SELECT key FROM patients WHERE patientid=?", (old,))]
+            for key in keys:
+                _append(log, {"op": "bind", "key": key, "from": old, "to": new})
+                collection.bind_patient(key, new)
+                result.rebound += 1
+    _append(log, {"op": "done", "at": _now()})
+    return result
+
+
+def _sha(path: Path) -> str:
+    import hashlib  # noqa: PLC0415
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def undo_log(collection: Collection, log: Path) -> UndoResult:
+    """Reverse one `dedup --apply` from its log: files back, rows back, ids and state back.
+
+    Call under `collection.lock()`. Files return before their rows, so no row points at a
+    missing file; a log already undone is refused.
+    """
+    entries = read_log(log)
+    if not entries or entries[0].get("op") != "start":
+        raise CollectionError(f"{log}: not a dedup log")
+    if any(e.get("op") == "undone" for e in entries):
+        raise CollectionError(f"{log}: already undone")
+    result = UndoResult(log=log)
+    drops = [e for e in entries if e.get("op") == "drop"]
+    restorable = []
+    for entry in drops:
+        target, moved = collection.root / entry["file"], collection.root / entry["moved_to"]
+        if moved.exists() and not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(moved, target)
+        if target.exists():
+            restorable.append(entry)
+        else:
+            result.missing.append(entry["row"]["filename"])
+    back = {e["filename"]: e["from"] for e in entries if e.get("op") == "repoint"}
+    rows = collection.read_rows()
+    present = {r["filename"] for r in rows}
+    for index, row in enumerate(rows):
+        if row["filename"] in back:
+            rows[index] = {**row, "patientid": back[row["filename"]]}
+            result.repointed += 1
+    for entry in sorted(restorable, key=lambda e: e["index"]):
+        if entry["row"]["filename"] not in present:
+            rows.insert(min(entry["index"], len(rows)), entry["row"])
+            result.restored += 1
+    collection.write_rows(rows)
+    with contextlib.closing(collection.state()) as db:
+        for entry in entries:
+            if entry.get("op") == "removed":
+                db.execute("DELETE FROM removed WHERE sha256=?", (entry["sha256"],))
+    for entry in entries:
+        if entry.get("op") == "bind":
+            collection.bind_patient(entry["key"], entry["from"])
+            result.rebound += 1
+    _append(log, {"op": "undone", "at": _now(), "restored": result.restored})
+    return result
