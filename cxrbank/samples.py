@@ -53,29 +53,44 @@ def _smooth_noise(rng: np.random.Generator, h: int, w: int, scale: int) -> np.nd
     return np.asarray(coarse, float) / 255 - 0.5
 
 
-def radiograph_like(size: int = 360, seed: int = 1) -> bytes:
-    """A greyscale PA-chest-radiograph-like JPEG: body, dark lungs, ribs, spine, heart."""
+def radiograph_like(size: int = 360, seed: int = 1, opacities: bool = True,
+                    person: int | None = None) -> bytes:
+    """A greyscale PA-chest-radiograph-like JPEG: body, dark lungs, ribs, spine, heart, and
+    (unless `opacities` is False) patchy lower-zone opacities. `person` varies the anatomy
+    (build, lung fields, heart, ribs, opacities), so images of different people differ the
+    way real patients do instead of only in their noise."""
     rng = np.random.default_rng(seed)
-    h, w = size, int(size * 0.9)
+    body_rng = np.random.default_rng(1_000_003 * (person or 0) + 17)
+
+    def vary(spread: float) -> float:
+        return 1.0 + (body_rng.uniform(-spread, spread) if person is not None else 0.0)
+
+    h, w = size, int(size * 0.9 * vary(0.12))
     yy, xx = np.mgrid[0:h, 0:w]
     img = 25 + 30 * np.exp(-(((xx - w / 2) / (w * 0.6)) ** 2))
-    body = _ellipse(h, w, h * 0.62, w / 2, h * 0.62, w * 0.5)
+    body = _ellipse(h, w, h * 0.62, w / 2, h * 0.62 * vary(0.1), w * 0.5 * vary(0.1))
     img = np.where(body, 150 + 15 * _smooth_noise(rng, h, w, 20), img)
     lungs = np.zeros((h, w), bool)
     for side in (-1, 1):
-        lungs |= _ellipse(h, w, h * 0.5, w / 2 + side * w * 0.21, h * 0.34, w * 0.16)
+        lungs |= _ellipse(h, w, h * 0.5 * vary(0.1), w / 2 + side * w * 0.21 * vary(0.15),
+                          h * 0.34 * vary(0.15), w * 0.16 * vary(0.2))
     img[lungs] = 65 + 18 * _smooth_noise(rng, h, w, 6)[lungs] + 0.08 * (yy[lungs] - h * 0.3)
+    rib_gap, rib_curve = 0.062 * vary(0.15), 0.0016 * vary(0.4)
     for k in range(9):
-        rib = np.abs(yy - (h * 0.2 + k * h * 0.062) - 0.0016 * (xx - w / 2) ** 2) < 3.5
+        rib = np.abs(yy - (h * 0.2 * vary(0.2) + k * h * rib_gap) - rib_curve * (xx - w / 2) ** 2) < 3.5
         img[rib & lungs] += 38
     spine = (np.abs(xx - w / 2) < w * 0.055) & (yy > h * 0.05)
     img[spine] = 205 + 10 * _smooth_noise(rng, h, w, 8)[spine]
-    heart = _ellipse(h, w, h * 0.66, w * 0.55, h * 0.14, w * 0.16)
+    heart = _ellipse(h, w, h * 0.66 * vary(0.06), w * 0.55 * vary(0.06), h * 0.14 * vary(0.25),
+                     w * 0.16 * vary(0.3))
     img[heart] = np.maximum(img[heart], 200)
-    img[(yy > h * 0.82) & body] = 195
-    opacity = _ellipse(h, w, h * 0.7, w * 0.3, h * 0.08, w * 0.08)
-    opacity |= _ellipse(h, w, h * 0.72, w * 0.7, h * 0.07, w * 0.07)
-    img[opacity & lungs] += 45
+    img[(yy > h * 0.82 * vary(0.05)) & body] = 195
+    opacity = _ellipse(h, w, h * 0.7 * vary(0.15), w * 0.3 * vary(0.2), h * 0.08 * vary(0.5),
+                       w * 0.08 * vary(0.5))
+    opacity |= _ellipse(h, w, h * 0.72 * vary(0.15), w * 0.7 * vary(0.1), h * 0.07 * vary(0.5),
+                        w * 0.07 * vary(0.5))
+    if opacities:
+        img[opacity & lungs] += 45
     img += rng.normal(0, 5, img.shape)
     picture = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8), "L")
     return _jpeg(picture.filter(ImageFilter.GaussianBlur(1.5)))
@@ -119,6 +134,15 @@ def ct_like(size: int = 320, seed: int = 2) -> bytes:
 def _jpeg(picture: Image.Image) -> bytes:
     out = io.BytesIO()
     picture.save(out, "JPEG", quality=80)
+    return out.getvalue()
+
+
+def reencoded(data: bytes, scale: float = 1.0, quality: int = 85) -> bytes:
+    """The same picture resized by `scale` and saved again as JPEG (a near-duplicate)."""
+    with Image.open(io.BytesIO(data)) as picture:
+        size = (max(1, round(picture.width * scale)), max(1, round(picture.height * scale)))
+        out = io.BytesIO()
+        picture.convert("L").resize(size, Image.LANCZOS).save(out, "JPEG", quality=quality)
     return out.getvalue()
 
 

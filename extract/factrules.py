@@ -204,7 +204,9 @@ _NORMAL_RE = re.compile(
     r"(?:is|was|were|are|appeared|appears|remained)\s+(?:completely\s+|entirely\s+)?"
     r"(?:normal|unremarkable)\b"
     r"|\b(?:cxr|x-?ray|radiograph|ct(?: scan)?)\s*[:–-]\s*normal\b"
-    r"|\bnormal\s+(?:chest\s+)?(?:x-?ray|radiograph|cxr|ct|study|appearances?|findings|exam\w*)\b"
+    r"|\bnormal\s+(?:(?:pa|ap|frontal|lateral|posteroanterior|anteroposterior|portable|supine|"
+    r"erect|upright|axial)\s+)?(?:chest\s+)?(?:x-?ray|radiograph|cxr|ct|study|appearances?|"
+    r"findings|exam\w*)\b"
     r"|\bno\s+(?:\w+\s+){0,2}abnormalit(?:y|ies)\b|\bno\s+significant\s+(?:\w+\s+)?findings\b",
     re.IGNORECASE)
 _SYMPTOMS_RE = re.compile(

@@ -170,6 +170,9 @@ def _facts_for_patient(text: str, label: str | None) -> Facts:
         for facts in sections:
             if facts.patient is not None and facts.patient.casefold() == label.casefold():
                 return facts
+        # A named patient the text has no section for (a case series whose text summarises
+        # everyone): nothing in it is known to be about this patient.
+        return Facts()
     if len(sections) == 1:
         return sections[0]
     return Facts()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
+import time
 from pathlib import Path
 
 import click
@@ -115,5 +118,52 @@ def issue_cmd(event_file: Path | None, repo: str | None, number: int | None,
             say(f"not fetched: {url[:200]} ({why})")
         if result.request.empty():
             click.echo(f"issue #{issue.number}: nothing to add (no DOI, case URL or allowed PDF link)")
+    if result.failed:
+        raise SystemExit(1)
+
+
+@click.command("demo")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("cxrbank-demo"), show_default=True,
+              help="Folder for the demo's collection and artefacts (replaced if it is a demo's).")
+@click.option("--epochs", type=click.IntRange(1, 50), default=8, show_default=True)
+@json_option
+def demo_cmd(out: Path, epochs: int, as_json: bool) -> None:
+    """The whole loop offline on generated inputs: serve a small fixture web on 127.0.0.1,
+    take an issue naming two DOIs, ingest, dedup, validate, split, release v0.1, train the tiny
+    model on CPU, evaluate, and print where every artefact is."""
+    from cxrbank.cli import main  # noqa: PLC0415
+    from cxrbank.demo import DemoError, run_demo  # noqa: PLC0415
+
+    def run_command(args: list[str]) -> int:
+        """One stage, as the CLI runs it; its report goes to stderr, the demo's to stdout."""
+        try:
+            with contextlib.redirect_stdout(sys.stderr):
+                main.main(args=args, prog_name="cxrbank", standalone_mode=False)
+        except click.ClickException as exc:
+            exc.show()
+            return exc.exit_code
+        except SystemExit as exc:
+            return exc.code if isinstance(exc.code, int) else 1
+        return 0
+
+    started = time.monotonic()
+    try:
+        result = run_demo(out, run_command, say, epochs=epochs)
+    except DemoError as exc:
+        raise CxrbankError(str(exc)) from exc
+    seconds = round(time.monotonic() - started, 1)
+    if as_json:
+        emit_json({"seconds": seconds, "stages": [s.__dict__ for s in result.stages],
+                   "artefacts": {k: str(v) for k, v in result.artefacts.items()},
+                   "failed": [s.name for s in result.failed]})
+    else:
+        click.echo(f"\ncxrbank demo finished in {seconds} s. Artefacts:")
+        width = max(len(k) for k in result.artefacts)
+        for name, path in result.artefacts.items():
+            state = "" if path.exists() else "  (missing)"
+            click.echo(f"  {name.ljust(width)}  {path}{state}")
+        for stage in result.failed:
+            click.echo(f"Error: stage '{stage.name}' exited {stage.exit_code}", err=True)
     if result.failed:
         raise SystemExit(1)
