@@ -129,6 +129,8 @@ class Collection:
 
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root)
+        self._state_ready = False
+        self._id_cache: tuple[tuple[int, int, int] | None, int] = (None, 0)
 
     # -- paths
     @property
@@ -291,16 +293,18 @@ class Collection:
         """A connection to .cxrbank/state.sqlite (WAL, waits on a busy database)."""
         self.state_dir.mkdir(parents=True, exist_ok=True)
         connection = sqlite3.connect(self.state_path, timeout=30, isolation_level=None)
-        connection.execute("PRAGMA journal_mode=WAL")
         connection.execute("PRAGMA busy_timeout=30000")
-        connection.execute(
-            "CREATE TABLE IF NOT EXISTS patients (key TEXT PRIMARY KEY, patientid TEXT NOT NULL,"
-            " created TEXT NOT NULL)"
-        )
-        connection.execute(
-            "CREATE TABLE IF NOT EXISTS removed (sha256 TEXT PRIMARY KEY, filename TEXT,"
-            " reason TEXT, at TEXT NOT NULL)"
-        )
+        if not self._state_ready:  # once per Collection: WAL mode and the core tables persist
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute(
+                "CREATE TABLE IF NOT EXISTS patients (key TEXT PRIMARY KEY, patientid TEXT"
+                " NOT NULL, created TEXT NOT NULL)"
+            )
+            connection.execute(
+                "CREATE TABLE IF NOT EXISTS removed (sha256 TEXT PRIMARY KEY, filename TEXT,"
+                " reason TEXT, at TEXT NOT NULL)"
+            )
+            self._state_ready = True
         return connection
 
     def removed_hashes(self) -> set[str]:
@@ -323,10 +327,8 @@ class Collection:
                     db.execute("COMMIT")
                     return str(found[0])
                 used = [r[0] for r in db.execute("SELECT patientid FROM patients")]
-                if self.metadata_path.exists():
-                    used += [r["patientid"] for r in self.read_rows()]
                 numbers = [int(v) for v in used if str(v).isdigit()]
-                new_id = str(max(numbers, default=0) + 1)
+                new_id = str(max(*numbers, self._largest_id_in_metadata(), 0) + 1)
                 db.execute(
                     "INSERT INTO patients (key, patientid, created) VALUES (?, ?, ?)",
                     (key, new_id, dt.datetime.now(dt.UTC).isoformat(timespec="seconds")),
@@ -336,6 +338,18 @@ class Collection:
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
+
+    def _largest_id_in_metadata(self) -> int:
+        """The largest numeric patient id in metadata.csv, re-read only when the file changed."""
+        try:
+            stamp = self.metadata_path.stat()
+        except FileNotFoundError:
+            return 0
+        key = (stamp.st_mtime_ns, stamp.st_size, stamp.st_ino)
+        if self._id_cache[0] != key:
+            ids = [r["patientid"] for r in self.read_rows()]
+            self._id_cache = (key, max((int(v) for v in ids if v.isdigit()), default=0))
+        return self._id_cache[1]
 
     def bind_patient(self, key: str, patientid: str) -> None:
         """Record that a source key belongs to an existing patient id (import, alias merge)."""
