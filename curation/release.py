@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import re
 import shutil
@@ -14,7 +13,7 @@ from typing import Any
 
 from curation.stats import label_table
 from cxrbank import __version__
-from cxrbank.collection import Collection, Row, atomic_write_bytes, read_csv_rows
+from cxrbank.collection import Collection, Row, atomic_write_bytes, file_sha256, read_csv_rows
 
 RELEASES = "releases"
 SPLIT_FILES = ("partition.tsv", "counts.tsv", "labels.tsv", "balance.json")
@@ -44,14 +43,6 @@ def check_version(version: str) -> str:
 
 def release_dir(collection: Collection, version: str) -> Path:
     return collection.root / RELEASES / check_version(version)
-
-
-def file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def list_releases(collection: Collection) -> list[dict[str, Any]]:
@@ -156,7 +147,7 @@ def make_release(collection: Collection, version: str, notes: str = "") -> dict[
     old_rows = release_rows(collection, previous_version) if previous_version else []
     with collection.lock():
         rows = collection.read_rows()
-        files = [{"path": str(p.relative_to(collection.root)), "sha256": file_digest(p),
+        files = [{"path": str(p.relative_to(collection.root)), "sha256": file_sha256(p),
                   "size": p.stat().st_size} for p in _tracked_files(collection, rows)]
         staging = target.with_name(f".{version}.partial")
         shutil.rmtree(staging, ignore_errors=True)
@@ -199,6 +190,6 @@ def verify_release(collection: Collection, version: str) -> Verification:
             target = path.parent / Path(entry["path"]).name  # the frozen copy, not today's file
         if not target.is_file():
             result.problems.append(f"{entry['path']}: missing")
-        elif target.stat().st_size != entry["size"] or file_digest(target) != entry["sha256"]:
+        elif target.stat().st_size != entry["size"] or file_sha256(target) != entry["sha256"]:
             result.problems.append(f"{entry['path']}: modified (sha256 differs from the manifest)")
     return result

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from cxrbank.collection import Collection, Row
+from cxrbank.collection import Collection, Row, file_sha256
 from cxrbank.schema import FINDINGS, canonical_finding, normalize_modality, normalize_view
 
 FRONTAL_VIEWS: tuple[str, ...] = ("PA", "AP", "AP Supine", "AP Erect")
@@ -181,14 +181,6 @@ def _locked(directory: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def ensure_cached(files: Sequence[tuple[Path, str]], cache_dir: Path, size: int) -> CacheResult:
