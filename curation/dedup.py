@@ -17,12 +17,12 @@ import numpy as np
 from curation import hashing
 from cxrbank.collection import Collection, Row
 
-CACHE_VERSION = 2  # bump when fingerprints change meaning: cached ones are then recomputed
+CACHE_VERSION = 3  # bump when fingerprints change meaning: cached ones are then recomputed
 GLOBAL_BITS = 14  # candidate: whole-image hashes this close (of 64 bits) ...
 WINDOW_BITS = 12  # ... or a whole image this close to a window of the other
-GATE = 0.64  # candidate kept for the aligned search when its patches correlate this well
+GATE = 0.62  # candidate kept for the aligned search when its patches correlate this well
 NEAR = 0.86  # aligned band-pass correlation at or above which two images are one picture
-APART_TRIES = 3  # verifications tried between two groups that may not join (for the report)
+GROUP_TRIES = 3  # verifications tried between two groups (best gates first) before giving up
 SAME_PIXELS = 4.0  # mean absolute thumbnail difference (0..255) for "same pixels, other file"
 
 _RID = re.compile(r"\brID:?\s*(\d+)", re.IGNORECASE)
@@ -148,6 +148,25 @@ def load_fingerprints(
     return out, failures, sum(1 for _, r in done if not isinstance(r, str))
 
 
+def cached_fingerprints(
+    collection: Collection, rows: list[Row],
+) -> list[hashing.Fingerprint | None]:
+    """Fingerprints already in the cache, by each row's file sha256 (None where not cached)."""
+    out: list[hashing.Fingerprint | None] = []
+    with contextlib.closing(collection.state()) as db:
+        _ensure_cache(db)
+        for row in rows:
+            sha = row.get("sha256", "")
+            if not sha:
+                with contextlib.suppress(OSError):
+                    sha = hashlib.sha256(collection.image_path(row).read_bytes()).hexdigest()
+            found = sha and db.execute(
+                "SELECT * FROM dedup_hashes WHERE sha256=? AND version=?", (sha, CACHE_VERSION)
+            ).fetchone()
+            out.append(_from_record(found) if found else None)
+    return out
+
+
 # -- matching
 
 
@@ -232,13 +251,16 @@ def same_pixels(a: hashing.Fingerprint, b: hashing.Fingerprint) -> bool:
 
 def near_score(
     a: hashing.Fingerprint, b: hashing.Fingerprint, outer: hashing.Fingerprint, box: int,
+    cache: hashing.AlignCache | None = None,
 ) -> float:
     """Aligned similarity of a candidate pair, from its hash alignment, then whole on whole."""
     inner = b if outer is a else a
     size = 1.0 if box == 0 else hashing.WINDOWS[box - 1][0]
-    score = hashing.aligned_similarity(outer.thumb, inner.thumb, size, enough=NEAR)
+    score = hashing.aligned_similarity(outer.thumb, inner.thumb, size, enough=NEAR, cache=cache,
+                                       keys=(outer.sha256, inner.sha256))
     if box != 0 and score < NEAR:
-        score = max(score, hashing.aligned_similarity(a.thumb, b.thumb, 1.0, enough=NEAR))
+        score = max(score, hashing.aligned_similarity(
+            a.thumb, b.thumb, 1.0, enough=NEAR, cache=cache, keys=(a.sha256, b.sha256)))
     return score
 
 
@@ -283,9 +305,10 @@ def match_rows(
 ) -> tuple[list[list[int]], list[Match], list[Match]]:
     """Groups of rows showing one picture, the matches that made them, and those held apart.
 
-    Same bytes join first. Hash candidates are then verified strongest first, and a pair
-    already in one group is not verified again; a match that would join two rows that must
-    stay apart (one patient, different days) is held apart instead.
+    Same bytes join first. Hash candidates are then verified strongest first; a pair
+    already in one group is not verified again, nor are two groups whose GROUP_TRIES best
+    pairs failed. A match that would join two rows that must stay apart (one patient,
+    different days) is held apart instead.
     """
     parts = _Components(len(fps), apart)
     matches: list[Match] = []
@@ -308,6 +331,7 @@ def match_rows(
         gates = gate_scores(chosen, pairs)
         refused: set[tuple[int, int]] = set()
         tries: Counter[tuple[int, int]] = Counter()
+        cache = hashing.AlignCache()
         for p in np.argsort(-gates, kind="stable"):
             if gates[p] < GATE:
                 break
@@ -315,15 +339,14 @@ def match_rows(
             a, b = distinct[i], distinct[j]
             if parts.together(a, b):
                 continue
-            apart_key = (min(parts.root(a), parts.root(b)), max(parts.root(a), parts.root(b)))
-            if apart_key in refused or tries[apart_key] >= APART_TRIES:
+            pair_key = (min(parts.root(a), parts.root(b)), max(parts.root(a), parts.root(b)))
+            if pair_key in refused or tries[pair_key] >= GROUP_TRIES:
                 continue
-            if parts.must_stay_apart(a, b):
-                tries[apart_key] += 1
+            tries[pair_key] += 1
             if same_pixels(chosen[i], chosen[j]):
                 match = Match(a, b, "pixels", 1.0)
             else:
-                score = near_score(chosen[i], chosen[j], chosen[outer], box)
+                score = near_score(chosen[i], chosen[j], chosen[outer], box, cache)
                 if score < NEAR:
                     continue
                 match = Match(a, b, "near", round(score, 4))
@@ -331,7 +354,7 @@ def match_rows(
                 matches.append(match)
             else:
                 held.append(match)
-                refused.add(apart_key)
+                refused.add(pair_key)
     return parts.groups(), matches, held
 
 

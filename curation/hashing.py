@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import io
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +17,7 @@ THUMB_SIDE = 64  # side of the square, equalised thumbnail kept for verification
 HASH_SIDE = 32  # the DCT runs on this square
 HASH_LOW = 8  # its HASH_LOW x HASH_LOW lowest frequencies make the hash (64 bits)
 WORDS = HASH_LOW * HASH_LOW // 64
-DESCRIPTOR_SIDE = 32  # high-passed patches compared in bulk before the aligned search
+DESCRIPTOR_SIDE = 24  # high-passed patches compared in bulk before the aligned search
 # Sub-windows (relative size, x offset, y offset) hashed so that a crop of up to ~12% of
 # either side still meets a window of the uncropped image.
 WINDOWS: tuple[tuple[float, float, float], ...] = tuple(
@@ -97,12 +100,21 @@ def equalise(grey: np.ndarray) -> np.ndarray:
     return (cdf * 255.0).astype(np.float32)[grey]
 
 
-def resize(array: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Area-averaged resize of a float array (Pillow's BOX filter on mode F)."""
-    from PIL import Image  # noqa: PLC0415
+@functools.lru_cache(maxsize=4096)
+def _area_weights(n_out: int, n_in: int) -> np.ndarray:
+    """(n_out, n_in) matrix averaging each output cell's share of the input (area resize)."""
+    edges = np.linspace(0, n_in, n_out + 1)
+    starts, stops = edges[:-1, None], edges[1:, None]
+    cells = np.arange(n_in)[None, :]
+    overlap = np.clip(np.minimum(stops, cells + 1) - np.maximum(starts, cells), 0, None)
+    return (overlap / overlap.sum(axis=1, keepdims=True)).astype(np.float32)
 
-    image = Image.fromarray(np.ascontiguousarray(array, dtype=np.float32), mode="F")
-    return np.asarray(image.resize((width, height), Image.Resampling.BOX), dtype=np.float32)
+
+def resize(array: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Area-averaged resize of a 2-D array (up or down), as float32."""
+    rows = _area_weights(height, array.shape[0])
+    cols = _area_weights(width, array.shape[1])
+    return rows @ np.asarray(array, dtype=np.float32) @ cols.T
 
 
 def _dct_matrix(n: int) -> np.ndarray:
@@ -162,12 +174,16 @@ def fingerprint_from_grey(grey: np.ndarray, width: int, height: int, sha256: str
 
 
 def box_blur(image: np.ndarray, radius: int) -> np.ndarray:
-    """Mean over a (2 radius + 1) square around each pixel (edges repeated)."""
-    side = 2 * radius + 1
-    padded = np.pad(image, radius + 1, mode="edge")[:-1, :-1]
-    table = padded.cumsum(0).cumsum(1)
-    return (table[side:, side:] - table[:-side, side:] - table[side:, :-side]
-            + table[:-side, :-side]) / (side * side)
+    """Mean over a (2 radius + 1) square around each pixel (the square clipped at the edges)."""
+    out = image
+    for axis in (0, 1):
+        n = out.shape[axis]
+        table = np.concatenate([np.zeros_like(out.take([0], axis=axis)), out.cumsum(axis)], axis)
+        hi = np.minimum(np.arange(n) + radius + 1, n)
+        lo = np.maximum(np.arange(n) - radius, 0)
+        shape = (-1, 1) if axis == 0 else (1, -1)
+        out = (table.take(hi, axis=axis) - table.take(lo, axis=axis)) / (hi - lo).reshape(shape)
+    return out
 
 
 BAND = 1  # blur radius applied before the high pass: resampling noise does not count
@@ -236,48 +252,81 @@ ANGLES = (0.0, -2.0, 2.0)
 HOPELESS = 0.5  # unturned best below this: the turned search is not tried
 
 
+class AlignCache:
+    """Band-passed fields and templates of thumbnails, reused across the pairs of one run."""
+
+    def __init__(self, limit: int = 3000) -> None:
+        self.items: OrderedDict[tuple, object] = OrderedDict()
+        self.limit = limit
+
+    def get(self, key: tuple | None, make: Callable[[], object]) -> object:
+        if key is None:
+            return make()
+        if key in self.items:
+            self.items.move_to_end(key)
+            return self.items[key]
+        value = self.items[key] = make()
+        if len(self.items) > self.limit:
+            self.items.popitem(last=False)
+        return value
+
+
 def align(
     outer: np.ndarray, inner: np.ndarray, size: tuple[float, float] = (1.0, 1.0),
     enough: float = 1.0,
     steps: tuple[float, ...] = SCALE_STEPS, angles: tuple[float, ...] = ANGLES, radius: int = 3,
+    cache: AlignCache | None = None, keys: tuple[object, object] | None = None,
 ) -> tuple[float, float, float, float]:
     """Best (score, angle, height share, width share) of `inner` found inside `outer`.
 
     Both are square images of normalised content; `size` is the share of `outer`'s height
-    and width that `inner` is thought to cover. Shares size + steps, shifts and angles are searched
-    on high-passed pixels, so that the shading every chest film shares does not count.
-    The search stops once `enough` is met, and skips turning when nothing came close.
+    and width that `inner` is thought to cover. Shares size + steps, shifts and angles are
+    searched on band-passed pixels, so that the shading every chest film shares does not
+    count. The search stops once `enough` is met, and skips turning when nothing came
+    close. With a cache and (outer, inner) keys, fields and templates are made once.
     """
     side = outer.shape[0]
     margin = max(2, side // 16)
-    outer = outer.astype(np.float32)
-    inner = inner.astype(np.float32)
-    templates = []
-    for sy in steps:
-        for sx in steps:
-            h = min(side, round((size[0] + sy) * side))
-            w = min(side, round((size[1] + sx) * side))
+    cache = cache or AlignCache(0)
+
+    def template(sy: float, sx: float) -> tuple[float, float, np.ndarray]:
+        h = min(side, round((size[0] + sy) * side))
+        w = min(side, round((size[1] + sx) * side))
+
+        def make() -> tuple[float, float, np.ndarray]:
             part = high_pass(resize(inner, h, w), radius)[margin:-margin, margin:-margin]
-            templates.append((h / side, w / side, part))
+            return (h / side, w / side, part)
+
+        return cache.get(keys and ("t", keys[1], h, w, radius), make)
+
+    def field(angle: float) -> _Field:
+        def make() -> _Field:
+            return _prepare(high_pass(rotate(outer.astype(np.float32), angle), radius))
+
+        return cache.get(keys and ("f", keys[0], angle, radius), make)
+
     best = (-1.0, 0.0, *size)
     for angle in angles:
         if angle != angles[0] and best[0] < HOPELESS:
             break
-        field = _prepare(high_pass(rotate(outer, angle), radius))
-        for share_y, share_x, template in templates:
-            score = _best_ncc(field, template)
-            if score > best[0]:
-                best = (score, angle, share_y, share_x)
-                if score >= enough:
-                    return best
+        prepared = field(angle)
+        for sy in steps:
+            for sx in steps:
+                share_y, share_x, part = template(sy, sx)
+                score = _best_ncc(prepared, part)
+                if score > best[0]:
+                    best = (score, angle, share_y, share_x)
+                    if score >= enough:
+                        return best
     return best
 
 
 def aligned_similarity(
     outer: np.ndarray, inner: np.ndarray, size: float = 1.0, enough: float = 1.0,
+    cache: AlignCache | None = None, keys: tuple[object, object] | None = None,
 ) -> float:
-    """How well `inner` matches a scaled, shifted, slightly turned part of `outer` (coarse)."""
-    return align(outer, inner, (size, size), enough)[0]
+    """How well `inner` matches a scaled, shifted, slightly turned part of `outer`."""
+    return align(outer, inner, (size, size), enough, cache=cache, keys=keys)[0]
 
 
 FINE_SIDE = 128
@@ -301,19 +350,19 @@ def normalised_content(data: bytes | Path) -> np.ndarray:
 
 
 def descriptors(thumb: np.ndarray) -> np.ndarray:
-    """Unit-norm high-passed patches of the whole thumbnail and of each window, flattened.
+    """Unit-norm band-passed patches of the whole thumbnail and of each window, flattened.
 
     Row 0 is the whole image, row k+1 is WINDOWS[k]; a dot product of two rows is their
     normalised cross-correlation at that alignment.
     """
-    image = thumb.astype(np.float32)
+    image = high_pass(thumb.astype(np.float32), 4)
     side = image.shape[0]
     boxes = [(1.0, 0.0, 0.0), *WINDOWS]
     out = np.empty((len(boxes), DESCRIPTOR_SIDE * DESCRIPTOR_SIDE), dtype=np.float32)
     for row, (size, dx, dy) in enumerate(boxes):
         top, left, extent = round(dy * side), round(dx * side), round(size * side)
-        patch = high_pass(resize(image[top : top + extent, left : left + extent],
-                                 DESCRIPTOR_SIDE, DESCRIPTOR_SIDE), 2).ravel()
+        patch = resize(image[top : top + extent, left : left + extent],
+                       DESCRIPTOR_SIDE, DESCRIPTOR_SIDE).ravel().copy()
         patch -= patch.mean()
         out[row] = patch / (np.linalg.norm(patch) + 1e-6)
     return out

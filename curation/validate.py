@@ -202,6 +202,9 @@ def check_todo(collection: Collection, rows: list[Row], policy: Policy) -> Itera
 CHECKS: list[Check] = [
     check_header, check_values, check_files, check_patients, check_source_identity, check_todo,
 ]
+from curation.consistency import CHECKS as CONSISTENCY_CHECKS  # noqa: E402 - needs Problem above
+
+CHECKS += CONSISTENCY_CHECKS
 
 
 def validate_collection(collection: Collection, policy: Policy | None = None) -> list[Problem]:
