@@ -17,12 +17,13 @@ import numpy as np
 from curation import hashing
 from cxrbank.collection import Collection, Row
 
-CACHE_VERSION = 3  # bump when fingerprints change meaning: cached ones are then recomputed
+CACHE_VERSION = 5  # bump when fingerprints change meaning: cached ones are then recomputed
 GLOBAL_BITS = 14  # candidate: whole-image hashes this close (of 64 bits) ...
 WINDOW_BITS = 12  # ... or a whole image this close to a window of the other
-GATE = 0.62  # candidate kept for the aligned search when its patches correlate this well
+GATE = 0.63  # candidate kept for the aligned search when its patches correlate this well
+SURE = 0.92  # patch correlation so high that the aligned search is not needed
 NEAR = 0.86  # aligned band-pass correlation at or above which two images are one picture
-GROUP_TRIES = 3  # verifications tried between two groups (best gates first) before giving up
+GROUP_TRIES = 2  # verifications tried between two groups (best gates first) before giving up
 SAME_PIXELS = 4.0  # mean absolute thumbnail difference (0..255) for "same pixels, other file"
 
 _RID = re.compile(r"\brID:?\s*(\d+)", re.IGNORECASE)
@@ -134,6 +135,7 @@ def load_fingerprints(
                 done = list(zip(jobs, results, strict=True))
         else:
             done = [(job, _fingerprint_file(job)) for job in jobs]
+        db.execute("BEGIN")
         for (_, sha), result in done:
             for index in todo[sha]:
                 if isinstance(result, str):
@@ -145,6 +147,7 @@ def load_fingerprints(
                            _to_record(result))
             if progress:
                 progress(len(todo[sha]))
+        db.execute("COMMIT")
     return out, failures, sum(1 for _, r in done if not isinstance(r, str))
 
 
@@ -345,6 +348,8 @@ def match_rows(
             tries[pair_key] += 1
             if same_pixels(chosen[i], chosen[j]):
                 match = Match(a, b, "pixels", 1.0)
+            elif gates[p] >= SURE:
+                match = Match(a, b, "near", round(float(gates[p]), 4))
             else:
                 score = near_score(chosen[i], chosen[j], chosen[outer], box, cache)
                 if score < NEAR:
