@@ -21,9 +21,9 @@ CACHE_VERSION = 5  # bump when fingerprints change meaning: cached ones are then
 GLOBAL_BITS = 14  # candidate: whole-image hashes this close (of 64 bits) ...
 WINDOW_BITS = 12  # ... or a whole image this close to a window of the other
 GATE = 0.63  # candidate kept for the aligned search when its patches correlate this well
-SURE = 0.92  # patch correlation so high that the aligned search is not needed
+SURE = 0.88  # patch correlation so high that the aligned search is not needed
 NEAR = 0.86  # aligned band-pass correlation at or above which two images are one picture
-GROUP_TRIES = 2  # verifications tried between two groups (best gates first) before giving up
+GROUP_TRIES = 1  # verifications tried between two groups (best gates first) before giving up
 SAME_PIXELS = 4.0  # mean absolute thumbnail difference (0..255) for "same pixels, other file"
 
 _RID = re.compile(r"\brID:?\s*(\d+)", re.IGNORECASE)
@@ -173,37 +173,34 @@ def cached_fingerprints(
 # -- matching
 
 
-def candidate_pairs(phash: np.ndarray, windows: np.ndarray) -> np.ndarray:
-    """Pairs (i, j, outer, box) whose hashes are close: brute-force Hamming in numpy.
+TOP_WINDOWS = 3  # windows per direction whose patches the gate compares
 
-    outer is the image (i or j) whose window `box` (0 = whole image, k = WINDOWS[k-1])
-    matched the other's whole-image hash best: the alignment the search starts from.
-    """
+
+def candidate_pairs(phash: np.ndarray, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs (i, j) whose hashes are close (brute-force Hamming in numpy), and for each the
+    TOP_WINDOWS boxes of i that j's whole image matched best, then those of j for i
+    (box k is WINDOWS[k-1]): the alignments the gate tries."""
     n = len(phash)
     k = windows.shape[1]
+    top = min(TOP_WINDOWS, k)
     chunk = max(1, 4_000_000 // max(1, n * k))
-    found = []
+    pairs, boxes = [], []
     for start in range(0, n, chunk):
         stop = min(n, start + chunk)
         whole = hashing.hamming(phash[start:stop, None], phash[None])  # (c, n)
         in_mine = hashing.hamming(windows[start:stop, None], phash[None, :, None])  # (c, n, k)
         in_theirs = hashing.hamming(phash[start:stop, None, None], windows[None])  # (c, n, k)
-        best_mine, best_theirs = in_mine.min(-1), in_theirs.min(-1)
-        rows_, cols = np.nonzero(
-            (whole <= GLOBAL_BITS) | (best_mine <= WINDOW_BITS) | (best_theirs <= WINDOW_BITS)
-        )
-        for r, c in zip(rows_, cols, strict=True):
-            i = start + int(r)
-            if c <= i:
-                continue
-            options = (
-                (whole[r, c], i, 0),
-                (best_mine[r, c], i, int(in_mine[r, c].argmin()) + 1),
-                (best_theirs[r, c], int(c), int(in_theirs[r, c].argmin()) + 1),
-            )
-            _, outer, box = min(options)
-            found.append((i, int(c), outer, box))
-    return np.array(found, dtype=np.int64).reshape(-1, 4)
+        close = ((whole <= GLOBAL_BITS) | (in_mine.min(-1) <= WINDOW_BITS)
+                 | (in_theirs.min(-1) <= WINDOW_BITS))
+        close &= np.arange(n)[None, :] > np.arange(start, stop)[:, None]
+        rows_, cols = np.nonzero(close)
+        mine = np.argsort(in_mine[rows_, cols], axis=1, kind="stable")[:, :top] + 1
+        theirs = np.argsort(in_theirs[rows_, cols], axis=1, kind="stable")[:, :top] + 1
+        pairs.append(np.stack([rows_ + start, cols], axis=1))
+        boxes.append(np.concatenate([mine, theirs], axis=1))
+    if not pairs:
+        return np.zeros((0, 2), np.int64), np.zeros((0, 2 * top), np.int64)
+    return np.concatenate(pairs).astype(np.int64), np.concatenate(boxes).astype(np.int64)
 
 
 def different_days(a: Row, b: Row) -> bool:
@@ -220,29 +217,37 @@ def different_days(a: Row, b: Row) -> bool:
     return False
 
 
-def gate_scores(fps: list[hashing.Fingerprint], pairs: np.ndarray) -> np.ndarray:
-    """Best patch correlation of each candidate pair over whole-on-window alignments.
-
-    Rewrites each pair's outer/box columns in place with the alignment that scored best.
-    """
-    if not len(pairs):
-        return np.zeros(0, dtype=np.float32)
-    needed = np.unique(pairs[:, :2])
+def gate_scores(
+    fps: list[hashing.Fingerprint], pairs: np.ndarray, boxes: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Best patch correlation of each candidate pair, whole on whole or whole on a window,
+    with the image whose box it was (outer) and the box (0 = whole)."""
+    count = len(pairs)
+    if not count:
+        return np.zeros(0, np.float32), np.zeros(0, np.int64), np.zeros(0, np.int64)
+    needed = np.unique(pairs)
     slot = np.zeros(int(needed.max()) + 1, dtype=np.int64)
     slot[needed] = np.arange(len(needed))
     desc = np.stack([hashing.descriptors(fps[int(i)].thumb) for i in needed])
-    gates = np.empty(len(pairs), dtype=np.float32)
-    for start in range(0, len(pairs), 1000):
-        part = pairs[start : start + 1000]
-        first, second = slot[part[:, 0]], slot[part[:, 1]]
-        in_first = np.einsum("pkd,pd->pk", desc[first], desc[second, 0])  # second in first's boxes
-        in_second = np.einsum("pkd,pd->pk", desc[second], desc[first, 0])
-        best_first, best_second = in_first.max(1), in_second.max(1)
-        use_first = best_first >= best_second
-        part[:, 2] = np.where(use_first, part[:, 0], part[:, 1])
-        part[:, 3] = np.where(use_first, in_first.argmax(1), in_second.argmax(1))
-        gates[start : start + len(part)] = np.maximum(best_first, best_second)
-    return gates
+    top = boxes.shape[1] // 2
+    gates = np.empty(count, np.float32)
+    outer = np.empty(count, np.int64)
+    box = np.empty(count, np.int64)
+    for start in range(0, count, 4096):
+        first, second = slot[pairs[start : start + 4096, 0]], slot[pairs[start : start + 4096, 1]]
+        mine, theirs = boxes[start : start + 4096, :top], boxes[start : start + 4096, top:]
+        whole = np.einsum("pd,pd->p", desc[first, 0], desc[second, 0])
+        in_first = np.einsum("ptd,pd->pt", desc[first[:, None], mine], desc[second, 0])
+        in_second = np.einsum("ptd,pd->pt", desc[second[:, None], theirs], desc[first, 0])
+        scores = np.concatenate([whole[:, None], in_first, in_second], axis=1)
+        best = scores.argmax(1)
+        rows_ = np.arange(len(best))
+        stop = start + len(best)
+        gates[start:stop] = scores[rows_, best]
+        outer[start:stop] = np.where(best <= top, pairs[start:stop, 0], pairs[start:stop, 1])
+        box[start:stop] = np.where(best == 0, 0, np.concatenate([mine, theirs], axis=1)[
+            rows_, np.maximum(best - 1, 0)])
+    return gates, outer, box
 
 
 def same_pixels(a: hashing.Fingerprint, b: hashing.Fingerprint) -> bool:
@@ -329,16 +334,16 @@ def match_rows(
         distinct.append(index)
     if len(distinct) > 1:
         chosen = [fps[i] for i in distinct]
-        pairs = candidate_pairs(np.stack([f.phash for f in chosen]),
-                                np.stack([f.windows for f in chosen]))
-        gates = gate_scores(chosen, pairs)
+        pairs, boxes = candidate_pairs(np.stack([f.phash for f in chosen]),
+                                       np.stack([f.windows for f in chosen]))
+        gates, outers, box_of = gate_scores(chosen, pairs, boxes)
         refused: set[tuple[int, int]] = set()
         tries: Counter[tuple[int, int]] = Counter()
         cache = hashing.AlignCache()
         for p in np.argsort(-gates, kind="stable"):
             if gates[p] < GATE:
                 break
-            i, j, outer, box = (int(v) for v in pairs[p])
+            i, j, outer, box = int(pairs[p, 0]), int(pairs[p, 1]), int(outers[p]), int(box_of[p])
             a, b = distinct[i], distinct[j]
             if parts.together(a, b):
                 continue

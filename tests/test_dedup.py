@@ -193,10 +193,11 @@ def test_cxr_dev_cross_source_copies_found_and_follow_ups_held(shared_data, tmp_
             values = {k: v for k, v in row.items() if k in blank_row() and k != "filename"}
             files.append((row["filename"], (data / "images" / row["filename"]).read_bytes(), values))
     report = find_duplicates(make_collection(tmp_path, files))
-    assert sorted(map(sorted, groups_by_name(report))) == [
-        ["A7E260CE-8A00-4C5F-A7F5-27336527A981.jpeg", "case_76_1-3.png"],
-        ["AR-1.jpg", "extubation-1.jpg"],
-    ]
+    groups = sorted(map(sorted, groups_by_name(report)))
+    assert ["A7E260CE-8A00-4C5F-A7F5-27336527A981.jpeg", "case_76_1-3.png"] in groups
+    # extubation-1 is AR-1 or AR-2 (themselves near-identical, days 0 and 4): either is right
+    assert ["AR-1.jpg", "extubation-1.jpg"] in groups or ["AR-2.jpg", "extubation-1.jpg"] in groups
+    assert len(groups) == 2
     assert {g.relation for g in report.groups} == {"alias"}
     held = [{report.rows[m.a]["filename"], report.rows[m.b]["filename"]} for m in report.held_apart]
     assert {"AR-1.jpg", "AR-2.jpg"} in held
