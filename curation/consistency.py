@@ -81,15 +81,19 @@ def check_duplicates(collection: Collection, rows: list[Row], policy) -> Iterato
 
 
 def check_licence_terms(collection: Collection, rows: list[Row], policy) -> Iterator:
-    """Licences that restrict redistribution (ND, NC): listed for the release notes."""
+    """Licences that restrict redistribution (ND, NC): one line per licence, for release notes."""
     from curation.validate import WARNING, Problem  # noqa: PLC0415
 
+    restricted: dict[str, list[int]] = defaultdict(list)
     for number, row in enumerate(rows, 1):
         words = (row.get("license") or "").upper().replace("-", " ").split()
-        terms = [name for term, name in RESTRICTIONS.items() if term in words]
-        if terms:
-            yield Problem(WARNING, number, "license",
-                          f"{row['license']}: {' and '.join(terms)}; name it in the release notes")
+        if any(term in words for term in RESTRICTIONS):
+            restricted[row["license"].strip()].append(number)
+    for licence, numbers in restricted.items():
+        words = licence.upper().replace("-", " ").split()
+        terms = " and ".join(name for term, name in RESTRICTIONS.items() if term in words)
+        yield Problem(WARNING, numbers[0], "license",
+                      f"{licence} ({terms}) on {len(numbers)} rows: name them in the release notes")
 
 
 CHECKS = [check_age_direction, check_duplicates, check_licence_terms]

@@ -80,10 +80,12 @@ def test_nd_and_nc_licences_are_flagged_for_release_notes(tmp_path):
         ("a.png", encoded(radiograph(6)), {"license": "CC BY-NC-ND 4.0"}),
         ("b.png", encoded(radiograph(7)), {"license": "CC BY-NC-SA", "patientid": "2"}),
         ("c.png", encoded(radiograph(8)), {"license": "CC BY 4.0", "patientid": "3"}),
+        ("d.png", encoded(radiograph(9)), {"license": "CC BY-NC-SA", "patientid": "4"}),
     ])
     warnings = [line for line in problems(collection, WARNING) if "license" in line]
     assert warnings == [
-        "warning: row 1, license: CC BY-NC-ND 4.0: no derivatives and non-commercial;"
-        " name it in the release notes",
-        "warning: row 2, license: CC BY-NC-SA: non-commercial; name it in the release notes",
+        "warning: row 1, license: CC BY-NC-ND 4.0 (no derivatives and non-commercial) on 1 rows:"
+        " name them in the release notes",
+        "warning: row 2, license: CC BY-NC-SA (non-commercial) on 2 rows: name them in the"
+        " release notes",
     ]
