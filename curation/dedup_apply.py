@@ -22,6 +22,7 @@ class ApplyResult:
     dropped: int = 0
     repointed: int = 0
     rebound: int = 0
+    skipped: list[str] = field(default_factory=list)  # kept files of groups left for review
 
 
 @dataclass
@@ -71,6 +72,8 @@ def read_log(log: Path) -> list[dict]:
 def apply_report(collection: Collection, report: DedupReport) -> ApplyResult:
     """Remove each group's dropped rows, move their files aside, merge aliased patients.
 
+    Groups whose patients conflict (sex or age disagree) are left for review, untouched.
+
     Call under `collection.lock()` with a report made from the rows now on disk. Every step
     is logged before it is taken. Rows are rewritten first (the files they keep pointing at
     all stay), then the dropped files move, so no row ever points at a moved file.
@@ -87,6 +90,9 @@ def apply_report(collection: Collection, report: DedupReport) -> ApplyResult:
     renames: dict[str, str] = {}
     for group in report.groups:
         keep = rows[group.keep]
+        if group.relation == "conflicting":
+            result.skipped.append(keep["filename"])
+            continue
         for index in group.drop:
             row = rows[index]
             drops[index] = {

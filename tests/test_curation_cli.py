@@ -156,3 +156,13 @@ def test_relabel_with_where_and_failures(tmp_path):
     assert run("relabel", "Nothing here", "No Finding", "--root", root).exit_code == 1
     assert run("relabel", "todo", "Martian flu", "--root", root).exit_code == 2
     assert run("relabel", "todo", "No Finding", "--where", "nocolumn=1", "--root", root).exit_code == 2
+
+
+def test_apply_leaves_a_group_whose_patients_conflict_for_review(tmp_path):
+    collection = build(tmp_path)
+    with collection.editing() as rows:
+        rows[4]["patientid"], rows[4]["sex"], rows[3]["sex"] = "8", "M", "F"
+    out = json.loads(run("dedup", "--apply", "--json", "--root", str(collection.root)).output)
+    assert out["applied"]["left_for_review"] == ["twin-a.png"]
+    names = [r["filename"] for r in collection.read_rows()]
+    assert "twin-b.png" in names and "small.jpg" not in names
