@@ -18,8 +18,8 @@ from curation import hashing
 from cxrbank.collection import Collection, Row
 
 CACHE_VERSION = 5  # bump when fingerprints change meaning: cached ones are then recomputed
-GLOBAL_BITS = 14  # candidate: whole-image hashes this close (of 64 bits) ...
-WINDOW_BITS = 12  # ... or a whole image this close to a window of the other
+GLOBAL_BITS = 12  # candidate: whole-image hashes this close (of 64 bits) ...
+WINDOW_BITS = 11  # ... or a whole image this close to a window of the other
 GATE = 0.63  # candidate kept for the aligned search when its patches correlate this well
 SURE = 0.88  # patch correlation so high that the aligned search is not needed
 NEAR = 0.86  # aligned band-pass correlation at or above which two images are one picture

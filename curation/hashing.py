@@ -187,7 +187,8 @@ def box_blur(image: np.ndarray, radius: int) -> np.ndarray:
         hi = np.minimum(np.arange(n) + radius + 1, n)
         lo = np.maximum(np.arange(n) - radius, 0)
         shape = (-1, 1) if axis == 0 else (1, -1)
-        out = (table.take(hi, axis=axis) - table.take(lo, axis=axis)) / (hi - lo).reshape(shape)
+        counts = (hi - lo).reshape(shape).astype(np.float32)
+        out = (table.take(hi, axis=axis) - table.take(lo, axis=axis)) / counts
     return out
 
 
@@ -354,6 +355,22 @@ def normalised_content(data: bytes | Path) -> np.ndarray:
     return equalise(trim_borders(grey))
 
 
+@functools.lru_cache(maxsize=4)
+def _window_weights(side: int) -> tuple[np.ndarray, np.ndarray]:
+    """Area-resize matrices taking each box (whole, then WINDOWS) of a side x side image to
+    DESCRIPTOR_SIDE: rows (K, D, side) and columns (K, D, side)."""
+    rows, cols = [], []
+    for size, dx, dy in ((1.0, 0.0, 0.0), *WINDOWS):
+        top, left, extent = round(dy * side), round(dx * side), round(size * side)
+        row = np.zeros((DESCRIPTOR_SIDE, side), np.float32)
+        col = np.zeros((DESCRIPTOR_SIDE, side), np.float32)
+        row[:, top : top + extent] = _area_weights(DESCRIPTOR_SIDE, extent)
+        col[:, left : left + extent] = _area_weights(DESCRIPTOR_SIDE, extent)
+        rows.append(row)
+        cols.append(col)
+    return np.stack(rows), np.stack(cols)
+
+
 def descriptors(thumb: np.ndarray) -> np.ndarray:
     """Unit-norm band-passed patches of the whole thumbnail and of each window, flattened.
 
@@ -361,13 +378,7 @@ def descriptors(thumb: np.ndarray) -> np.ndarray:
     normalised cross-correlation at that alignment.
     """
     image = high_pass(thumb.astype(np.float32), 4)
-    side = image.shape[0]
-    boxes = [(1.0, 0.0, 0.0), *WINDOWS]
-    out = np.empty((len(boxes), DESCRIPTOR_SIDE * DESCRIPTOR_SIDE), dtype=np.float32)
-    for row, (size, dx, dy) in enumerate(boxes):
-        top, left, extent = round(dy * side), round(dx * side), round(size * side)
-        patch = resize(image[top : top + extent, left : left + extent],
-                       DESCRIPTOR_SIDE, DESCRIPTOR_SIDE).ravel().copy()
-        patch -= patch.mean()
-        out[row] = patch / (np.linalg.norm(patch) + 1e-6)
-    return out
+    rows, cols = _window_weights(image.shape[0])
+    patches = np.matmul(np.matmul(rows, image), cols.transpose(0, 2, 1)).reshape(len(rows), -1)
+    patches -= patches.mean(axis=1, keepdims=True)
+    return (patches / (np.linalg.norm(patches, axis=1, keepdims=True) + 1e-6)).astype(np.float32)
