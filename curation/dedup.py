@@ -17,7 +17,7 @@ import numpy as np
 from curation import hashing
 from cxrbank.collection import Collection, Row
 
-CACHE_VERSION = 5  # bump when fingerprints change meaning: cached ones are then recomputed
+CACHE_VERSION = 6  # bump when fingerprints change meaning: cached ones are then recomputed
 GLOBAL_BITS = 12  # candidate: whole-image hashes this close (of 64 bits) ...
 WINDOW_BITS = 11  # ... or a whole image this close to a window of the other
 GATE = 0.63  # candidate kept for the aligned search when its patches correlate this well

@@ -135,9 +135,14 @@ _DCT = _dct_matrix(HASH_SIDE)[:HASH_LOW]
 
 def dct_hash(square: np.ndarray) -> np.ndarray:
     """Perceptual hash: signs of the lowest DCT frequencies against their median, packed."""
-    low = (_DCT @ square @ _DCT.T).ravel()
-    bits = low > np.median(low[1:])
-    return np.packbits(bits).view(">u8").astype(np.uint64)
+    return dct_hashes(square[None])[0]
+
+
+def dct_hashes(squares: np.ndarray) -> np.ndarray:
+    """dct_hash of each of a stack of HASH_SIDE squares: (K, WORDS) uint64."""
+    low = (_DCT @ squares @ _DCT.T).reshape(len(squares), -1)
+    bits = low > np.median(low[:, 1:], axis=1, keepdims=True)
+    return np.packbits(bits, axis=1).view(">u8").astype(np.uint64)
 
 
 def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -147,14 +152,9 @@ def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def window_hashes(image: np.ndarray) -> np.ndarray:
     """Hashes of the WINDOWS of an equalised image (cut from a 2 x HASH_SIDE copy)."""
-    side = 2 * HASH_SIDE
-    grid = resize(image, side, side)
-    hashes = []
-    for size, dx, dy in WINDOWS:
-        top, left, extent = round(dy * side), round(dx * side), round(size * side)
-        hashes.append(dct_hash(resize(grid[top : top + extent, left : left + extent],
-                                      HASH_SIDE, HASH_SIDE)))
-    return np.stack(hashes)
+    rows, cols = _box_weights(2 * HASH_SIDE, HASH_SIDE)
+    grid = resize(image, 2 * HASH_SIDE, 2 * HASH_SIDE)
+    return dct_hashes(np.matmul(np.matmul(rows[1:], grid), cols[1:].transpose(0, 2, 1)))
 
 
 def fingerprint(data: bytes | Path, sha256: str = "") -> Fingerprint:
@@ -355,17 +355,17 @@ def normalised_content(data: bytes | Path) -> np.ndarray:
     return equalise(trim_borders(grey))
 
 
-@functools.lru_cache(maxsize=4)
-def _window_weights(side: int) -> tuple[np.ndarray, np.ndarray]:
+@functools.lru_cache(maxsize=8)
+def _box_weights(side: int, out: int) -> tuple[np.ndarray, np.ndarray]:
     """Area-resize matrices taking each box (whole, then WINDOWS) of a side x side image to
-    DESCRIPTOR_SIDE: rows (K, D, side) and columns (K, D, side)."""
+    out x out: rows (K, out, side) and columns (K, out, side)."""
     rows, cols = [], []
     for size, dx, dy in ((1.0, 0.0, 0.0), *WINDOWS):
         top, left, extent = round(dy * side), round(dx * side), round(size * side)
-        row = np.zeros((DESCRIPTOR_SIDE, side), np.float32)
-        col = np.zeros((DESCRIPTOR_SIDE, side), np.float32)
-        row[:, top : top + extent] = _area_weights(DESCRIPTOR_SIDE, extent)
-        col[:, left : left + extent] = _area_weights(DESCRIPTOR_SIDE, extent)
+        row = np.zeros((out, side), np.float32)
+        col = np.zeros((out, side), np.float32)
+        row[:, top : top + extent] = _area_weights(out, extent)
+        col[:, left : left + extent] = _area_weights(out, extent)
         rows.append(row)
         cols.append(col)
     return np.stack(rows), np.stack(cols)
@@ -378,7 +378,7 @@ def descriptors(thumb: np.ndarray) -> np.ndarray:
     normalised cross-correlation at that alignment.
     """
     image = high_pass(thumb.astype(np.float32), 4)
-    rows, cols = _window_weights(image.shape[0])
+    rows, cols = _box_weights(image.shape[0], DESCRIPTOR_SIDE)
     patches = np.matmul(np.matmul(rows, image), cols.transpose(0, 2, 1)).reshape(len(rows), -1)
     patches -= patches.mean(axis=1, keepdims=True)
     return (patches / (np.linalg.norm(patches, axis=1, keepdims=True) + 1e-6)).astype(np.float32)
