@@ -46,9 +46,10 @@ def check_duplicates(collection: Collection, rows: list[Row], policy) -> Iterato
     `cxrbank dedup` has fingerprinted already (validate decodes no image itself).
     """
     from curation import dedup  # noqa: PLC0415
+    from curation.fingerprints import cached_fingerprints  # noqa: PLC0415
     from curation.validate import ERROR, WARNING, Problem  # noqa: PLC0415
 
-    fps = dedup.cached_fingerprints(collection, rows)
+    fps = cached_fingerprints(collection, rows)
     groups, matches, held = dedup.match_rows(
         fps, lambda a, b: dedup.different_days(rows[a], rows[b]))
     kind_of = {m.b: m.kind for m in matches} | {m.a: m.kind for m in matches}
