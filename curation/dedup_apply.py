@@ -22,7 +22,7 @@ class ApplyResult:
     dropped: int = 0
     repointed: int = 0
     rebound: int = 0
-    skipped: list[str] = field(default_factory=list)  # kept files of groups left for review
+    conflicts: list[str] = field(default_factory=list)  # kept files whose patient ids conflict
 
 
 @dataclass
@@ -72,7 +72,8 @@ def read_log(log: Path) -> list[dict]:
 def apply_report(collection: Collection, report: DedupReport) -> ApplyResult:
     """Remove each group's dropped rows, move their files aside, merge aliased patients.
 
-    Groups whose patients conflict (sex or age disagree) are left for review, untouched.
+    Where a group's patients conflict (sex or age disagree) the copies still go, but the
+    ids are not merged: that is for a person to review.
 
     Call under `collection.lock()` with a report made from the rows now on disk. Every step
     is logged before it is taken. Rows are rewritten first (the files they keep pointing at
@@ -91,8 +92,7 @@ def apply_report(collection: Collection, report: DedupReport) -> ApplyResult:
     for group in report.groups:
         keep = rows[group.keep]
         if group.relation == "conflicting":
-            result.skipped.append(keep["filename"])
-            continue
+            result.conflicts.append(keep["filename"])
         for index in group.drop:
             row = rows[index]
             drops[index] = {

@@ -158,11 +158,12 @@ def test_relabel_with_where_and_failures(tmp_path):
     assert run("relabel", "todo", "No Finding", "--where", "nocolumn=1", "--root", root).exit_code == 2
 
 
-def test_apply_leaves_a_group_whose_patients_conflict_for_review(tmp_path):
+def test_apply_drops_a_copy_but_keeps_conflicting_patient_ids_apart(tmp_path):
     collection = build(tmp_path)
     with collection.editing() as rows:
         rows[4]["patientid"], rows[4]["sex"], rows[3]["sex"] = "8", "M", "F"
     out = json.loads(run("dedup", "--apply", "--json", "--root", str(collection.root)).output)
-    assert out["applied"]["left_for_review"] == ["twin-a.png"]
-    names = [r["filename"] for r in collection.read_rows()]
-    assert "twin-b.png" in names and "small.jpg" not in names
+    assert out["applied"]["ids_to_review"] == ["twin-a.png"]
+    kept = {r["filename"]: r["patientid"] for r in collection.read_rows()}
+    assert "twin-b.png" not in kept and kept["twin-a.png"] == "5"
+    assert "8" not in kept.values()

@@ -121,7 +121,7 @@ def dedup_cmd(apply_: bool, undo: str | None, root: Path, as_json: bool) -> None
         if applied:
             out["applied"] = {"log": str(applied.log), "dropped": applied.dropped,
                               "repointed": applied.repointed, "rebound": applied.rebound,
-                              "left_for_review": applied.skipped}
+                              "ids_to_review": applied.conflicts}
         emit_json(out)
     else:
         _print_report(report, applied)
@@ -147,8 +147,8 @@ def _print_report(report, applied) -> None:
     click.echo(f"{len(report.groups)} duplicate groups, {dropped} rows to drop,"
                f" {len(report.held_apart)} pairs held apart ({report.hashed} images hashed)")
     if applied:
-        for name in applied.skipped:
-            click.echo(f"left for review (patients conflict): the group of {name}")
+        for name in applied.conflicts:
+            click.echo(f"patient ids not merged (they conflict; review): the group of {name}")
         click.echo(f"applied: {applied.dropped} rows removed, {applied.repointed} rows re-pointed"
                    f" to an aliased patient id; undo with `cxrbank dedup --undo {applied.log}`")
 
