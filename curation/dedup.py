@@ -115,7 +115,7 @@ def gate_scores(
     needed = np.unique(pairs)
     slot = np.zeros(int(needed.max()) + 1, dtype=np.int64)
     slot[needed] = np.arange(len(needed))
-    desc = np.stack([hashing.descriptors(fps[int(i)].thumb) for i in needed])
+    desc = hashing.descriptor_stack(np.stack([fps[int(i)].thumb for i in needed]))
     top = boxes.shape[1] // 2
     gates = np.empty(count, np.float32)
     outer = np.empty(count, np.int64)

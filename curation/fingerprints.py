@@ -14,7 +14,7 @@ import numpy as np
 from curation import hashing
 from cxrbank.collection import Collection, Row
 
-CACHE_VERSION = 6  # bump when fingerprints change meaning: cached ones are then recomputed
+CACHE_VERSION = 7  # bump when fingerprints change meaning: cached ones are then recomputed
 
 
 def ensure_cache(db) -> None:

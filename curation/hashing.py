@@ -97,7 +97,7 @@ def equalise(grey: np.ndarray) -> np.ndarray:
     """Pixel ranks scaled to 0..255: the same for any monotonic brightness/contrast/gamma change."""
     counts = np.bincount(grey.ravel(), minlength=256)
     cdf = (np.cumsum(counts) - counts / 2) / grey.size
-    return (cdf * 255.0).astype(np.float32)[grey]
+    return np.take((cdf * 255.0).astype(np.float32), grey)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -147,14 +147,16 @@ def dct_hashes(squares: np.ndarray) -> np.ndarray:
 
 def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Bit distances between packed hashes (broadcast over all but the last axis)."""
+    if a.shape[-1] == 1 and b.shape[-1] == 1:  # one word: no sum over words to make
+        return np.bitwise_count(np.bitwise_xor(a[..., 0], b[..., 0]))
     return np.bitwise_count(np.bitwise_xor(a, b)).sum(axis=-1, dtype=np.int32)
 
 
-def window_hashes(image: np.ndarray) -> np.ndarray:
-    """Hashes of the WINDOWS of an equalised image (cut from a 2 x HASH_SIDE copy)."""
-    rows, cols = _box_weights(2 * HASH_SIDE, HASH_SIDE)
-    grid = resize(image, 2 * HASH_SIDE, 2 * HASH_SIDE)
-    return dct_hashes(np.matmul(np.matmul(rows[1:], grid), cols[1:].transpose(0, 2, 1)))
+def grid_hashes(grid: np.ndarray) -> np.ndarray:
+    """Hashes of the whole and of each of the WINDOWS of a 2 x HASH_SIDE square of
+    equalised content, in one batched product: (1 + len(WINDOWS), WORDS) uint64."""
+    rows, cols = _box_weights(grid.shape[0], HASH_SIDE)
+    return dct_hashes(np.matmul(np.matmul(rows, grid), cols.transpose(0, 2, 1)))
 
 
 def fingerprint(data: bytes | Path, sha256: str = "") -> Fingerprint:
@@ -166,30 +168,40 @@ def fingerprint(data: bytes | Path, sha256: str = "") -> Fingerprint:
 def fingerprint_from_grey(grey: np.ndarray, width: int, height: int, sha256: str = "") -> Fingerprint:
     """The fingerprint of an already decoded grey working image."""
     content = equalise(trim_borders(grey))
-    thumb = resize(content, THUMB_SIDE, THUMB_SIDE)
+    thumb = resize(content, THUMB_SIDE, THUMB_SIDE)  # THUMB_SIDE == 2 * HASH_SIDE
+    hashes = grid_hashes(thumb)
     return Fingerprint(
         sha256=sha256,
         width=width,
         height=height,
-        phash=dct_hash(resize(content, HASH_SIDE, HASH_SIDE)),
-        windows=window_hashes(content),
+        phash=hashes[0],
+        windows=hashes[1:],
         thumb=np.clip(np.rint(thumb), 0, 255).astype(np.uint8),
         aspect=content.shape[1] / content.shape[0],
     )
 
 
+@functools.lru_cache(maxsize=64)
+def _runs(n: int, radius: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Ends, starts and 1 / length of each (2 radius + 1) run of 0..n, clipped at the edges."""
+    index = np.arange(n)
+    hi, lo = np.minimum(index + radius + 1, n), np.maximum(index - radius, 0)
+    return hi, lo, (1.0 / (hi - lo)).astype(np.float32)
+
+
+def _run_means(image: np.ndarray, radius: int, axis: int) -> np.ndarray:
+    """Means of the clipped (2 radius + 1) runs along one of the last two axes."""
+    moved = np.moveaxis(image, axis, -1)
+    table = np.zeros((*moved.shape[:-1], moved.shape[-1] + 1), np.float32)
+    np.cumsum(moved, axis=-1, out=table[..., 1:])
+    hi, lo, scale = _runs(moved.shape[-1], radius)
+    return np.moveaxis((table[..., hi] - table[..., lo]) * scale, -1, axis)
+
+
 def box_blur(image: np.ndarray, radius: int) -> np.ndarray:
-    """Mean over a (2 radius + 1) square around each pixel (the square clipped at the edges)."""
-    out = image
-    for axis in (0, 1):
-        n = out.shape[axis]
-        table = np.concatenate([np.zeros_like(out.take([0], axis=axis)), out.cumsum(axis)], axis)
-        hi = np.minimum(np.arange(n) + radius + 1, n)
-        lo = np.maximum(np.arange(n) - radius, 0)
-        shape = (-1, 1) if axis == 0 else (1, -1)
-        counts = (hi - lo).reshape(shape).astype(np.float32)
-        out = (table.take(hi, axis=axis) - table.take(lo, axis=axis)) / counts
-    return out
+    """Mean over a (2 radius + 1) square around each pixel (the square clipped at the edges),
+    over the last two axes (a stack of images blurs each)."""
+    return _run_means(_run_means(image, radius, -2), radius, -1)
 
 
 BAND = 1  # blur radius applied before the high pass: resampling noise does not count
@@ -377,8 +389,18 @@ def descriptors(thumb: np.ndarray) -> np.ndarray:
     Row 0 is the whole image, row k+1 is WINDOWS[k]; a dot product of two rows is their
     normalised cross-correlation at that alignment.
     """
-    image = high_pass(thumb.astype(np.float32), 4)
-    rows, cols = _box_weights(image.shape[0], DESCRIPTOR_SIDE)
-    patches = np.matmul(np.matmul(rows, image), cols.transpose(0, 2, 1)).reshape(len(rows), -1)
-    patches -= patches.mean(axis=1, keepdims=True)
-    return (patches / (np.linalg.norm(patches, axis=1, keepdims=True) + 1e-6)).astype(np.float32)
+    return descriptor_stack(thumb[None])[0]
+
+
+def descriptor_stack(thumbs: np.ndarray) -> np.ndarray:
+    """descriptors of a stack of thumbnails: (N, 1 + len(WINDOWS), DESCRIPTOR_SIDE ** 2)."""
+    rows, cols = _box_weights(thumbs.shape[-1], DESCRIPTOR_SIDE)
+    out = np.empty((len(thumbs), len(rows), DESCRIPTOR_SIDE * DESCRIPTOR_SIDE), np.float32)
+    for start in range(0, len(thumbs), 128):
+        image = high_pass(thumbs[start : start + 128].astype(np.float32), 4)[:, None]
+        patches = np.matmul(np.matmul(rows, image), cols.transpose(0, 2, 1))
+        patches = patches.reshape(len(image), len(rows), -1)
+        patches -= patches.mean(axis=2, keepdims=True)
+        patches /= np.linalg.norm(patches, axis=2, keepdims=True) + 1e-6
+        out[start : start + len(image)] = patches
+    return out
