@@ -14,7 +14,7 @@ import numpy as np
 from curation import hashing
 from cxrbank.collection import Collection, Row
 
-CACHE_VERSION = 7  # bump when fingerprints change meaning: cached ones are then recomputed
+CACHE_VERSION = 8  # bump when fingerprints change meaning: cached ones are then recomputed
 
 
 def ensure_cache(db) -> None:
@@ -43,7 +43,7 @@ def from_record(record: tuple) -> hashing.Fingerprint:
 def _fingerprint_file(job: tuple[str, str]) -> hashing.Fingerprint | str:
     path, sha = job
     try:
-        return hashing.fingerprint(Path(path), sha)
+        return hashing.fingerprint(Path(path).read_bytes(), sha)
     except Exception as exc:  # noqa: BLE001 - any decoder failure: unreadable
         return f"unreadable image: {exc}"
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 WORK_SIDE = 256  # longest side of the grey working image
+DRAFT_SIDE = 256  # JPEGs are decoded no smaller than this on their longest side
 MAX_TRIM = 0.3  # share of a side that trimming may remove
 THUMB_SIDE = 64  # side of the square, equalised thumbnail kept for verification
 HASH_SIDE = 32  # the DCT runs on this square
@@ -48,8 +49,10 @@ def decode_grey(data: bytes | Path) -> tuple[np.ndarray, int, int]:
     source = io.BytesIO(data) if isinstance(data, bytes) else data
     with Image.open(source) as image:
         width, height = image.size
-        if image.format == "JPEG":
-            image.draft("L", (WORK_SIDE, WORK_SIDE))
+        if image.format == "JPEG":  # DCT scaling: decode at 1/2, 1/4 or 1/8 where that
+            # still leaves DRAFT_SIDE on the longest side (all that the thumbnail needs)
+            step = max(width, height) / DRAFT_SIDE
+            image.draft("L", (max(1, int(width / step)), max(1, int(height / step))))
         if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
             rgba = image.convert("RGBA")
             background = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
