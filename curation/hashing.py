@@ -21,11 +21,13 @@ WORDS = HASH_LOW * HASH_LOW // 64
 DESCRIPTOR_SIDE = 24  # high-passed patches compared in bulk before the aligned search
 # Sub-windows (relative size, x offset, y offset) hashed so that a crop of up to ~12% of
 # either side still meets a window of the uncropped image.
+WINDOW_SIZES = (0.94, 0.88)
+WINDOW_SHIFTS = (0.0, 0.5, 1.0)
 WINDOWS: tuple[tuple[float, float, float], ...] = tuple(
     (size, dx * (1 - size), dy * (1 - size))
-    for size in (0.94, 0.88)
-    for dx in (0.0, 0.5, 1.0)
-    for dy in (0.0, 0.5, 1.0)
+    for size in WINDOW_SIZES
+    for dx in WINDOW_SHIFTS
+    for dy in WINDOW_SHIFTS
 )
 
 
@@ -136,14 +138,10 @@ def _dct_matrix(n: int) -> np.ndarray:
 _DCT = _dct_matrix(HASH_SIDE)[:HASH_LOW]
 
 
-def dct_hash(square: np.ndarray) -> np.ndarray:
-    """Perceptual hash: signs of the lowest DCT frequencies against their median, packed."""
-    return dct_hashes(square[None])[0]
-
-
-def dct_hashes(squares: np.ndarray) -> np.ndarray:
-    """dct_hash of each of a stack of HASH_SIDE squares: (K, WORDS) uint64."""
-    low = (_DCT @ squares @ _DCT.T).reshape(len(squares), -1)
+def pack_hashes(low: np.ndarray) -> np.ndarray:
+    """Perceptual hashes from (K, HASH_LOW, HASH_LOW) lowest DCT frequencies: their signs
+    against their median (the DC term left out of it), packed: (K, WORDS) uint64."""
+    low = low.reshape(len(low), -1)
     bits = low > np.median(low[:, 1:], axis=1, keepdims=True)
     return np.packbits(bits, axis=1).view(">u8").astype(np.uint64)
 
@@ -156,10 +154,10 @@ def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def grid_hashes(grid: np.ndarray) -> np.ndarray:
-    """Hashes of the whole and of each of the WINDOWS of a 2 x HASH_SIDE square of
-    equalised content, in one batched product: (1 + len(WINDOWS), WORDS) uint64."""
-    rows, cols = _box_weights(grid.shape[0], HASH_SIDE)
-    return dct_hashes(np.matmul(np.matmul(rows, grid), cols.transpose(0, 2, 1)))
+    """Hashes of the whole and of each of the WINDOWS of a square of equalised content:
+    (1 + len(WINDOWS), WORDS) uint64. Resizing each box to HASH_SIDE and its DCT are one
+    linear map, folded into the box matrices."""
+    return pack_hashes(box_products(grid[None], HASH_SIDE, dct=True)[0])
 
 
 def fingerprint(data: bytes | Path, sha256: str = "") -> Fingerprint:
@@ -193,12 +191,16 @@ def _runs(n: int, radius: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def _run_means(image: np.ndarray, radius: int, axis: int) -> np.ndarray:
-    """Means of the clipped (2 radius + 1) runs along one of the last two axes."""
-    moved = np.moveaxis(image, axis, -1)
-    table = np.zeros((*moved.shape[:-1], moved.shape[-1] + 1), np.float32)
-    np.cumsum(moved, axis=-1, out=table[..., 1:])
-    hi, lo, scale = _runs(moved.shape[-1], radius)
-    return np.moveaxis((table[..., hi] - table[..., lo]) * scale, -1, axis)
+    """Means of the clipped (2 radius + 1) runs along axis -1 or -2."""
+    n = image.shape[axis]
+    shape = list(image.shape)
+    shape[axis] = n + 1
+    table = np.zeros(shape, np.float32)
+    np.cumsum(image, axis=axis, out=table[..., 1:] if axis == -1 else table[..., 1:, :])
+    hi, lo, scale = _runs(n, radius)
+    if axis == -1:
+        return (table[..., hi] - table[..., lo]) * scale
+    return (table[..., hi, :] - table[..., lo, :]) * scale[:, None]
 
 
 def box_blur(image: np.ndarray, radius: int) -> np.ndarray:
@@ -240,22 +242,33 @@ def _prepare(image: np.ndarray) -> _Field:
     )
 
 
-def _best_ncc(field: _Field, template: np.ndarray) -> float:
-    """Largest normalised cross-correlation of template over every position inside field."""
-    h, w = template.shape
-    big_h, big_w = field.image.shape
-    if h > big_h or w > big_w:
-        return -1.0
+def _template_spectrum(template: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Conjugate spectrum of the zero-mean, unit-norm template padded to shape."""
     t = template - template.mean()
     t /= np.linalg.norm(t) + 1e-6
-    spectrum = field.spectrum * np.conj(np.fft.rfft2(t, s=field.image.shape))
-    dots = np.fft.irfft2(spectrum, s=field.image.shape)[: big_h - h + 1, : big_w - w + 1]
+    return np.conj(np.fft.rfft2(t, s=shape))
 
-    def box(sums: np.ndarray) -> np.ndarray:
-        return sums[h:, w:] - sums[:-h, w:] - sums[h:, :-w] + sums[:-h, :-w]
 
-    energy = box(field.squares) - box(field.sums) ** 2 / (h * w)
-    return float((dots / np.sqrt(np.maximum(energy, 1e-3))).max())
+def _best_nccs(field: _Field, templates: list[tuple[np.ndarray, np.ndarray]]) -> list[float]:
+    """Largest normalised cross-correlation of each (template, _template_spectrum) over every
+    position inside field (one batched inverse FFT for them all)."""
+    big_h, big_w = field.image.shape
+    scores = [-1.0] * len(templates)
+    fits = [k for k, (t, _) in enumerate(templates) if t.shape[0] <= big_h and t.shape[1] <= big_w]
+    if not fits:
+        return scores
+    spectra = np.stack([templates[k][1] for k in fits])
+    all_dots = np.fft.irfft2(field.spectrum * spectra, s=field.image.shape)
+    for k, dots in zip(fits, all_dots, strict=True):
+        h, w = templates[k][0].shape
+
+        def box(sums: np.ndarray, h: int = h, w: int = w) -> np.ndarray:
+            return sums[h:, w:] - sums[:-h, w:] - sums[h:, :-w] + sums[:-h, :-w]
+
+        energy = box(field.squares) - box(field.sums) ** 2 / (h * w)
+        dots = dots[: big_h - h + 1, : big_w - w + 1]
+        scores[k] = float((dots / np.sqrt(np.maximum(energy, 1e-3))).max())
+    return scores
 
 
 def rotate(image: np.ndarray, degrees: float) -> np.ndarray:
@@ -310,13 +323,13 @@ def align(
     margin = max(2, side // 16)
     cache = cache or AlignCache(0)
 
-    def template(sy: float, sx: float) -> tuple[float, float, np.ndarray]:
+    def template(sy: float, sx: float) -> tuple[float, float, np.ndarray, np.ndarray]:
         h = min(side, round((size[0] + sy) * side))
         w = min(side, round((size[1] + sx) * side))
 
-        def make() -> tuple[float, float, np.ndarray]:
+        def make() -> tuple[float, float, np.ndarray, np.ndarray]:
             part = high_pass(resize(inner, h, w), radius)[margin:-margin, margin:-margin]
-            return (h / side, w / side, part)
+            return (h / side, w / side, part, _template_spectrum(part, outer.shape))
 
         return cache.get(keys and ("t", keys[1], h, w, radius), make)
 
@@ -326,15 +339,17 @@ def align(
 
         return cache.get(keys and ("f", keys[0], angle, radius), make)
 
+    shares = [(sy, sx) for sy in steps for sx in steps]
     best = (-1.0, 0.0, *size)
     for angle in angles:
         if angle != angles[0] and best[0] < HOPELESS:
             break
         prepared = field(angle)
-        for sy in steps:
-            for sx in steps:
-                share_y, share_x, part = template(sy, sx)
-                score = _best_ncc(prepared, part)
+        # the first share alone (most copies stop there), then the others in one batch
+        for batch in (shares[:1], shares[1:]):
+            parts = [template(sy, sx) for sy, sx in batch]
+            scores = _best_nccs(prepared, [(part[2], part[3]) for part in parts])
+            for (share_y, share_x, _, _), score in zip(parts, scores, strict=True):
                 if score > best[0]:
                     best = (score, angle, share_y, share_x)
                     if score >= enough:
@@ -371,19 +386,39 @@ def normalised_content(data: bytes | Path) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=8)
-def _box_weights(side: int, out: int) -> tuple[np.ndarray, np.ndarray]:
-    """Area-resize matrices taking each box (whole, then WINDOWS) of a side x side image to
-    out x out: rows (K, out, side) and columns (K, out, side)."""
-    rows, cols = [], []
-    for size, dx, dy in ((1.0, 0.0, 0.0), *WINDOWS):
-        top, left, extent = round(dy * side), round(dx * side), round(size * side)
-        row = np.zeros((out, side), np.float32)
-        col = np.zeros((out, side), np.float32)
-        row[:, top : top + extent] = _area_weights(out, extent)
-        col[:, left : left + extent] = _area_weights(out, extent)
-        rows.append(row)
-        cols.append(col)
-    return np.stack(rows), np.stack(cols)
+def _box_axes(side: int, out: int, dct: bool) -> tuple[np.ndarray, ...]:
+    """Area-resize matrices of a side-long axis onto out cells, for the whole axis, then for
+    each WINDOW_SIZES the boxes at each of WINDOW_SHIFTS stacked: (shifts x out, side). With
+    dct, each box's resize is followed by the lowest HASH_LOW rows of the DCT."""
+    axes = [_area_weights(out, side)[None]]
+    for size in WINDOW_SIZES:
+        extent = round(size * side)
+        stack = np.zeros((len(WINDOW_SHIFTS), out, side), np.float32)
+        for i, shift in enumerate(WINDOW_SHIFTS):
+            start = round(shift * (1 - size) * side)
+            stack[i, :, start : start + extent] = _area_weights(out, extent)
+        axes.append(stack)
+    if dct:
+        axes = [np.matmul(_DCT.astype(np.float32), stack) for stack in axes]
+    return tuple(stack.reshape(-1, side) for stack in axes)
+
+
+def box_products(images: np.ndarray, out: int, dct: bool = False) -> np.ndarray:
+    """Each of a stack of square images resized by area, whole and in each of the WINDOWS
+    (optionally then DCT'd to its HASH_LOW lowest frequencies): (N, 1 + len(WINDOWS), m, m).
+
+    Boxes of one size share their row and column matrices, so one product per size gives
+    every shift: block (dy, dx) of it is the window at those shifts.
+    """
+    images = np.asarray(images, dtype=np.float32)
+    parts = []
+    for weights in _box_axes(images.shape[-1], out, dct):
+        m = HASH_LOW if dct else out
+        k = weights.shape[0] // m
+        product = np.matmul(np.matmul(weights, images), weights.T)  # (N, k m, k m)
+        blocks = product.reshape(len(images), k, m, k, m).transpose(0, 3, 1, 2, 4)
+        parts.append(blocks.reshape(len(images), k * k, m, m))  # WINDOWS order: dx, then dy
+    return np.concatenate(parts, axis=1)
 
 
 def descriptors(thumb: np.ndarray) -> np.ndarray:
@@ -397,12 +432,11 @@ def descriptors(thumb: np.ndarray) -> np.ndarray:
 
 def descriptor_stack(thumbs: np.ndarray) -> np.ndarray:
     """descriptors of a stack of thumbnails: (N, 1 + len(WINDOWS), DESCRIPTOR_SIDE ** 2)."""
-    rows, cols = _box_weights(thumbs.shape[-1], DESCRIPTOR_SIDE)
-    out = np.empty((len(thumbs), len(rows), DESCRIPTOR_SIDE * DESCRIPTOR_SIDE), np.float32)
+    count = 1 + len(WINDOWS)
+    out = np.empty((len(thumbs), count, DESCRIPTOR_SIDE * DESCRIPTOR_SIDE), np.float32)
     for start in range(0, len(thumbs), 128):
-        image = high_pass(thumbs[start : start + 128].astype(np.float32), 4)[:, None]
-        patches = np.matmul(np.matmul(rows, image), cols.transpose(0, 2, 1))
-        patches = patches.reshape(len(image), len(rows), -1)
+        image = high_pass(thumbs[start : start + 128].astype(np.float32), 4)
+        patches = box_products(image, DESCRIPTOR_SIDE).reshape(len(image), count, -1)
         patches -= patches.mean(axis=2, keepdims=True)
         patches /= np.linalg.norm(patches, axis=2, keepdims=True) + 1e-6
         out[start : start + len(image)] = patches
