@@ -70,24 +70,28 @@ def candidate_pairs(phash: np.ndarray, windows: np.ndarray) -> tuple[np.ndarray,
     n = len(phash)
     k = windows.shape[1]
     top = min(TOP_WINDOWS, k)
-    chunk = max(1, 4_000_000 // max(1, n * k))
-    pairs, boxes = [], []
+    by_window = np.ascontiguousarray(windows.transpose(1, 0, 2))  # (k, n, words)
+    chunk = max(1, 8_000_000 // max(1, n))
+    pairs = []
     for start in range(0, n, chunk):
         stop = min(n, start + chunk)
-        whole = hashing.hamming(phash[start:stop, None], phash[None])  # (c, n)
-        in_mine = hashing.hamming(windows[start:stop, None], phash[None, :, None])  # (c, n, k)
-        in_theirs = hashing.hamming(phash[start:stop, None, None], windows[None])  # (c, n, k)
-        close = ((whole <= GLOBAL_BITS) | (in_mine.min(-1) <= WINDOW_BITS)
-                 | (in_theirs.min(-1) <= WINDOW_BITS))
+        mine = phash[start:stop, None]
+        close = hashing.hamming(mine, phash[None]) <= GLOBAL_BITS  # (c, n)
+        for window in by_window:  # a window of i near j's whole image, or the reverse
+            close |= hashing.hamming(window[start:stop, None], phash[None]) <= WINDOW_BITS
+            close |= hashing.hamming(mine, window[None]) <= WINDOW_BITS
         close &= np.arange(n)[None, :] > np.arange(start, stop)[:, None]
         rows_, cols = np.nonzero(close)
-        mine = np.argsort(in_mine[rows_, cols], axis=1, kind="stable")[:, :top] + 1
-        theirs = np.argsort(in_theirs[rows_, cols], axis=1, kind="stable")[:, :top] + 1
         pairs.append(np.stack([rows_ + start, cols], axis=1))
-        boxes.append(np.concatenate([mine, theirs], axis=1))
-    if not pairs:
-        return np.zeros((0, 2), np.int64), np.zeros((0, 2 * top), np.int64)
-    return np.concatenate(pairs).astype(np.int64), np.concatenate(boxes).astype(np.int64)
+    found = np.concatenate(pairs).astype(np.int64) if pairs else np.zeros((0, 2), np.int64)
+    if not len(found):
+        return found, np.zeros((0, 2 * top), np.int64)
+    first, second = found[:, 0], found[:, 1]
+    in_mine = hashing.hamming(windows[first], phash[second][:, None])  # (p, k)
+    in_theirs = hashing.hamming(windows[second], phash[first][:, None])
+    boxes = np.concatenate([np.argsort(in_mine, axis=1, kind="stable")[:, :top],
+                            np.argsort(in_theirs, axis=1, kind="stable")[:, :top]], axis=1)
+    return found, (boxes + 1).astype(np.int64)
 
 
 def different_days(a: Row, b: Row) -> bool:
