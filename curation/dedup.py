@@ -71,18 +71,17 @@ def candidate_pairs(phash: np.ndarray, windows: np.ndarray) -> tuple[np.ndarray,
     k = windows.shape[1]
     top = min(TOP_WINDOWS, k)
     by_window = np.ascontiguousarray(windows.transpose(1, 0, 2))  # (k, n, words)
-    chunk = max(1, 8_000_000 // max(1, n))
     pairs = []
-    for start in range(0, n, chunk):
-        stop = min(n, start + chunk)
-        mine = phash[start:stop, None]
-        close = hashing.hamming(mine, phash[None]) <= GLOBAL_BITS  # (c, n)
+    for start in range(0, n, 256):  # rows start.. against columns start.. (j > i only)
+        stop = min(n, start + 256)
+        mine, theirs = phash[start:stop, None], phash[None, start:]
+        close = hashing.hamming(mine, theirs) <= GLOBAL_BITS  # (c, n - start)
         for window in by_window:  # a window of i near j's whole image, or the reverse
-            close |= hashing.hamming(window[start:stop, None], phash[None]) <= WINDOW_BITS
-            close |= hashing.hamming(mine, window[None]) <= WINDOW_BITS
-        close &= np.arange(n)[None, :] > np.arange(start, stop)[:, None]
+            close |= hashing.hamming(window[start:stop, None], theirs) <= WINDOW_BITS
+            close |= hashing.hamming(mine, window[None, start:]) <= WINDOW_BITS
+        close &= np.arange(start, n)[None, :] > np.arange(start, stop)[:, None]
         rows_, cols = np.nonzero(close)
-        pairs.append(np.stack([rows_ + start, cols], axis=1))
+        pairs.append(np.stack([rows_ + start, cols + start], axis=1))
     found = np.concatenate(pairs).astype(np.int64) if pairs else np.zeros((0, 2), np.int64)
     if not len(found):
         return found, np.zeros((0, 2 * top), np.int64)
