@@ -190,37 +190,38 @@ def _runs(n: int, radius: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return hi, lo, (1.0 / (hi - lo)).astype(np.float32)
 
 
-def _run_means(image: np.ndarray, radius: int, axis: int) -> np.ndarray:
-    """Means of the clipped (2 radius + 1) runs along axis -1 or -2."""
+def _run_means(image: np.ndarray, radii: tuple[int, ...], axis: int) -> list[np.ndarray]:
+    """Means of the clipped (2 radius + 1) runs along axis -1 or -2, for each of radii
+    (one cumulative-sum table serves them all)."""
     n = image.shape[axis]
     shape = list(image.shape)
     shape[axis] = n + 1
     table = np.zeros(shape, np.float32)
     np.cumsum(image, axis=axis, out=table[..., 1:] if axis == -1 else table[..., 1:, :])
-    hi, lo, scale = _runs(n, radius)
-    if axis == -1:
-        return (table[..., hi] - table[..., lo]) * scale
-    return (table[..., hi, :] - table[..., lo, :]) * scale[:, None]
+    out = []
+    for radius in radii:
+        hi, lo, scale = _runs(n, radius)
+        if axis == -1:
+            out.append((table[..., hi] - table[..., lo]) * scale)
+        else:
+            out.append((table[..., hi, :] - table[..., lo, :]) * scale[:, None])
+    return out
 
 
 def box_blur(image: np.ndarray, radius: int) -> np.ndarray:
     """Mean over a (2 radius + 1) square around each pixel (the square clipped at the edges),
     over the last two axes (a stack of images blurs each)."""
-    return _run_means(_run_means(image, radius, -2), radius, -1)
+    return _run_means(_run_means(image, (radius,), -2)[0], (radius,), -1)[0]
 
 
 BAND = 1  # blur radius applied before the high pass: resampling noise does not count
 
 
 def high_pass(image: np.ndarray, radius: int) -> np.ndarray:
-    """Band-passed image: edges and texture, without the shading all chests share."""
-    if BAND:
-        return box_blur(image, BAND) - box_blur(image, radius)
-    side = 2 * radius + 1
-    padded = np.pad(image, radius + 1, mode="edge")[:-1, :-1]
-    table = padded.cumsum(0).cumsum(1)
-    blur = (table[side:, side:] - table[:-side, side:] - table[side:, :-side] + table[:-side, :-side])
-    return image - blur / (side * side)
+    """Band-passed image (box blur of radius BAND less that of radius): edges and texture,
+    without the shading all chests share."""
+    fine, coarse = _run_means(image, (BAND, radius), -2)
+    return _run_means(fine, (BAND,), -1)[0] - _run_means(coarse, (radius,), -1)[0]
 
 
 @dataclass
