@@ -23,6 +23,10 @@ POLISH_PASSES = 6  # LD polish passes (curation.stratify.polish), at most POLISH
 POLISH_BUDGET = 15_000
 POLISH_MU = 1.0  # weight of the squared deviation beside LD in the polish
 SAME_SIZE_SHARE = 0.5  # of them with as many images (swaps that keep fold sizes)
+INCREMENTAL_MU = 0.1  # POLISH_MU when placing new patients beside fixed ones
+INCREMENTAL_PASSES = 20  # polish passes then (the few free patients allow more)
+RESTART_VISITS = 8_000  # placements of new patients tried: this // free patients, at most
+MAX_RESTARTS = 16  # ... MAX_RESTARTS, the best by the polish objective kept
 
 
 def dim_weights(counts: np.ndarray, base: np.ndarray) -> np.ndarray:
@@ -78,10 +82,36 @@ def stratify(
     deviation = np.tile(-target, (folds, 1))
     for f in range(folds):
         deviation[f] += values[where == f].sum(axis=0)
-    wv2 = 2.0 * values * weights
     free = np.flatnonzero(where < 0)
     present = (counts > 0) & share
     rarity = np.where(present, present.sum(axis=0), n + 1).min(axis=1, initial=n + 1)
+    if not len(free):
+        return perm[where]
+    if len(free) == n:
+        place(counts, values, weights, deviation, where, free, rarity, rng, ld, POLISH_MU)
+        return perm[where]
+    tries = int(np.clip(RESTART_VISITS // max(len(free), 1), 1, MAX_RESTARTS))
+    best = None
+    for child in rng.spawn(tries):
+        trial_where, trial_deviation = where.copy(), deviation.copy()
+        place(counts, values, weights, trial_deviation, trial_where, free, rarity, child, ld,
+              INCREMENTAL_MU, INCREMENTAL_PASSES)
+        score = objective(counts, weights, trial_deviation, trial_where, ld, INCREMENTAL_MU)
+        if best is None or score < best[0]:
+            best = (score, trial_where)
+    where = best[1]
+    return perm[where]
+
+
+def place(
+    counts: np.ndarray, values: np.ndarray, weights: np.ndarray, deviation: np.ndarray,
+    where: np.ndarray, free: np.ndarray, rarity: np.ndarray, rng: np.random.Generator,
+    ld: tuple[np.ndarray, np.ndarray, np.ndarray] | None, mu: float,
+    polish_passes: int | None = None,
+) -> None:
+    """Give every free patient a fold: greedily (rarest dimension first, then larger patients),
+    then by moves and swaps (`improve`) and the LD polish (`polish`); in place."""
+    wv2 = 2.0 * values * weights
     order = free[np.lexsort((rng.random(len(free)), -counts[free, 0], rarity[free]))]
     for p in order:
         f = int(np.argmin(deviation @ wv2[p]))
@@ -89,8 +119,23 @@ def stratify(
         where[p] = f
     improve(values, weights, deviation, where, free, rng)
     if ld is not None and len(ld[0]) and len(free) > 1:
-        polish(counts, values, weights, deviation, where, free, rng, *ld)
-    return perm[where]
+        polish(counts, values, weights, deviation, where, free, rng, *ld, mu, polish_passes)
+
+
+def objective(
+    counts: np.ndarray, weights: np.ndarray, deviation: np.ndarray, where: np.ndarray,
+    ld: tuple[np.ndarray, np.ndarray, np.ndarray] | None, mu: float,
+) -> float:
+    """What the polish lowers, for the whole collection: the weighted LD terms plus mu times
+    the weighted squared deviation."""
+    score = mu * float((weights * deviation**2).sum())
+    if ld is None or not len(ld[0]):
+        return score
+    terms = _ld_setup(counts, where, deviation.shape[0], *ld)
+    if terms is None:
+        return score
+    pos, size, ratio, scale = terms[2:]
+    return score + float((_ld_terms(pos, size, ratio) @ scale).sum())
 
 
 def improve(
@@ -157,22 +202,19 @@ def _ld_terms(pos: np.ndarray, size: np.ndarray, ratio: np.ndarray) -> np.ndarra
     return np.abs(pos / np.maximum(size - pos, 1.0) - ratio)
 
 
-def polish(
-    counts: np.ndarray, values: np.ndarray, weights: np.ndarray, deviation: np.ndarray,
-    where: np.ndarray, free: np.ndarray, rng: np.random.Generator, ld_dims: np.ndarray,
-    ld_base: np.ndarray, ld_weight: np.ndarray,
-) -> None:
-    """Moves and swaps of free patients that lower LD itself: over each dimension of ld_dims,
-    a share of dimension ld_base (images or patients), weighted by ld_weight, plus POLISH_MU
-    times the squared deviation (which keeps sizes, sexes and sources in line); in place."""
-    k = deviation.shape[0]
+def _ld_setup(
+    counts: np.ndarray, where: np.ndarray, k: int, ld_dims: np.ndarray, ld_base: np.ndarray,
+    ld_weight: np.ndarray,
+) -> tuple[np.ndarray, ...] | None:
+    """Per patient positives and examples of each informative LD term, their per-fold sums,
+    the overall ratios and the terms' weights; None when no term is informative."""
     positives = counts[:, ld_dims]
     examples = counts[:, ld_base]
     total_pos = positives.sum(axis=0)
     total_neg = examples.sum(axis=0) - total_pos
     keep = (total_pos > 0) & (total_neg > 0)
     if not keep.any():
-        return
+        return None
     positives, examples = positives[:, keep], examples[:, keep]
     ratio = total_pos[keep] / total_neg[keep]
     groups = ld_base[keep]
@@ -181,10 +223,31 @@ def polish(
     size = np.zeros((k, len(ratio)))
     np.add.at(pos, where, positives)
     np.add.at(size, where, examples)
+    return positives, examples, pos, size, ratio, scale
+
+
+def polish(
+    counts: np.ndarray, values: np.ndarray, weights: np.ndarray, deviation: np.ndarray,
+    where: np.ndarray, free: np.ndarray, rng: np.random.Generator, ld_dims: np.ndarray,
+    ld_base: np.ndarray, ld_weight: np.ndarray, mu: float = POLISH_MU,
+    passes: int | None = None,
+) -> None:
+    """Moves and swaps of free patients that lower LD itself: over each dimension of ld_dims,
+    a share of dimension ld_base (images or patients), weighted by ld_weight, plus mu times
+    the weighted squared deviation (which keeps sizes, sexes and sources in line); in place.
+    At most `passes` passes (default POLISH_PASSES, fewer when POLISH_BUDGET runs out), each
+    visiting at most POLISH_BUDGET patients."""
+    k = deviation.shape[0]
+    terms = _ld_setup(counts, where, k, ld_dims, ld_base, ld_weight)
+    if terms is None:
+        return
+    positives, examples, pos, size, ratio, scale = terms
     wv2 = 2.0 * values * weights
     own = (wv2 * values).sum(axis=1)
     n_free = len(free)
-    for _ in range(min(POLISH_PASSES, max(1, POLISH_BUDGET // max(n_free, 1)))):
+    if passes is None:
+        passes = min(POLISH_PASSES, max(1, POLISH_BUDGET // max(n_free, 1)))
+    for _ in range(passes):
         changes = 0
         for p in free[rng.permutation(n_free)[:POLISH_BUDGET]].tolist():
             a, c, s = where[p], positives[p], examples[p]
@@ -192,7 +255,7 @@ def polish(
             added = _ld_terms(pos + c, size + s, ratio) @ scale - before
             removed = _ld_terms(pos[a] - c, size[a] - s, ratio) @ scale - before[a]
             gain = deviation @ wv2[p]
-            delta = added + removed + POLISH_MU * (gain - gain[a] + own[p])
+            delta = added + removed + mu * (gain - gain[a] + own[p])
             delta[a] = 0.0
             b = int(delta.argmin())
             if delta[b] < -1e-15:
@@ -218,7 +281,7 @@ def polish(
                 - _ld_terms(pos[b], size[b], ratio)
             ) @ scale
             sq = 2.0 * ((weights * step) * (deviation[b] - deviation[a] + step)).sum(axis=1)
-            delta = ld + POLISH_MU * sq
+            delta = ld + mu * sq
             delta[b == a] = 0.0
             best = int(delta.argmin())
             if delta[best] < -1e-15:

@@ -233,3 +233,15 @@ def test_malformed_previous_partition_is_one_clear_error(tmp_path):
         split_collection(root, SplitSettings(folds=5))
     split, _ = split_collection(root, SplitSettings(folds=5), rebalance=True)
     assert split.kept == 0 and read_partition(root / "splits" / "partition.tsv")
+
+
+def test_new_patients_placement_is_deterministic_for_a_seed():
+    rows = random_rows(seed=12, patients=600, max_images=4)
+    late = {str(pid) for pid in range(541, 601)}
+    settings = SplitSettings(seed=4)
+    previous = assignment(split_rows([r for r in rows if r["patientid"] not in late], settings))
+    grown = split_rows(rows, settings, previous)
+    again = split_rows(list(reversed(rows)), settings, previous)
+    assert np.array_equal(grown.fold, again.fold)
+    assert {pid: assignment(grown)[pid] for pid in previous} == previous
+    assert grown.placed == 60 and grown.moved["fold"] == 0
