@@ -1,6 +1,7 @@
 """Benchmark `cxrbank split` against GroupKFold, StratifiedGroupKFold and MultilabelStratifiedKFold.
 
 Usage: python bench/split.py [--patients 50000] [--root COLLECTION] [--seed 0]
+       [--incremental-seeds 0,1,2,3,4] [--generated-incremental-seeds 0,1]
 
 Data: the collection at --root if given, else ../shared/data/cxr-dev imported into a temporary
 collection (images hard-linked, nothing copied into the repository); and a generated collection of --patients
@@ -15,6 +16,7 @@ import csv
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -156,8 +158,12 @@ def compare(title: str, rows: list[dict[str, str]], settings: SplitSettings) -> 
     return results
 
 
-def incremental(rows: list[dict[str, str]], settings: SplitSettings, seed: int) -> None:
-    """Split 90% of patients, add the other 10%: nobody moves; LD close to a full rebalance."""
+def incremental(rows: list[dict[str, str]], settings: SplitSettings, seed: int) -> tuple[float, float]:
+    """Split 90% of patients, add the other 10%: nobody moves; LD close to a full rebalance.
+
+    Returns the relative LD gaps (over images, over patients) of the incremental split against
+    a full rebalance of the same rows with the same seed."""
+    settings = replace(settings, seed=seed)
     patients = sorted({r["patientid"] for r in rows})
     rng = np.random.default_rng(seed)
     late = set(rng.choice(patients, size=len(patients) // 10, replace=False).tolist())
@@ -171,12 +177,23 @@ def incremental(rows: list[dict[str, str]], settings: SplitSettings, seed: int) 
     grown = split_rows(rows, settings, previous)
     elapsed = time.perf_counter() - start
     full = split_rows(rows, settings, previous, rebalance=True)
-    ld_grown = balance_report(grown.view())["ld"]["folds"]
-    ld_full = balance_report(full.view())["ld"]["folds"]
-    print(f"incremental (+{len(late)} patients): moved {grown.moved['fold']} existing patients, "
-          f"LD {ld_grown:.3e} vs full rebalance {ld_full:.3e} ({100 * (ld_grown / ld_full - 1):+.1f}%), "
-          f"{elapsed:.2f} s; a rebalance would move {full.moved['fold']} patients "
-          f"({full.moved['left_test']} out of test)")
+    grown_report, full_report = balance_report(grown.view()), balance_report(full.view())
+    ld_grown, ld_full = grown_report["ld"]["folds"], full_report["ld"]["folds"]
+    pat_grown, pat_full = grown_report["ld_patients"]["folds"], full_report["ld_patients"]["folds"]
+    gap, gap_patients = ld_grown / ld_full - 1, pat_grown / pat_full - 1
+    print(f"incremental seed {seed} (+{len(late)} patients): moved {grown.moved['fold']} existing "
+          f"patients, LD {ld_grown:.3e} vs full rebalance {ld_full:.3e} ({100 * gap:+.1f}%), "
+          f"LD patients {100 * gap_patients:+.1f}%, {elapsed:.2f} s; a rebalance would move "
+          f"{full.moved['fold']} patients ({full.moved['left_test']} out of test)")
+    return gap, gap_patients
+
+
+def incremental_seeds(rows: list[dict[str, str]], settings: SplitSettings, seeds: list[int]) -> None:
+    """incremental() for each seed, then the mean and worst gaps over them."""
+    gaps = np.array([incremental(rows, settings, seed) for seed in seeds])
+    print(f"incremental over seeds {','.join(map(str, seeds))}: LD gap mean "
+          f"{100 * gaps[:, 0].mean():+.1f}%, worst {100 * gaps[:, 0].max():+.1f}%; LD patients "
+          f"gap mean {100 * gaps[:, 1].mean():+.1f}%, worst {100 * gaps[:, 1].max():+.1f}%")
 
 
 def main() -> None:
@@ -185,6 +202,10 @@ def main() -> None:
     parser.add_argument("--root", type=Path)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--folds", type=int, default=10)
+    parser.add_argument("--incremental-seeds", default="0,1,2,3,4",
+                        help="seeds of the 10%%-new-patients measurement on the real collection")
+    parser.add_argument("--generated-incremental-seeds", default="0,1",
+                        help="the same on the generated collection (about 40 s each at 50,000)")
     args = parser.parse_args()
     settings = SplitSettings(folds=args.folds, seed=args.seed)
     if args.root:
@@ -198,10 +219,14 @@ def main() -> None:
         labelled = {r["patientid"] for r in real if finding_labels(r)}
         print(f"{title}: {len(labelled)} patients with labels")
         compare(title, real, settings)
-        incremental(real, settings, args.seed)
+        incremental_seeds(real, settings, _seeds(args.incremental_seeds))
     rows = generated_rows(args.patients, args.seed)
     compare(f"generated ({args.patients} patients)", rows, settings)
-    incremental(rows, settings, args.seed)
+    incremental_seeds(rows, settings, _seeds(args.generated_incremental_seeds))
+
+
+def _seeds(text: str) -> list[int]:
+    return [int(part) for part in text.split(",") if part.strip()]
 
 
 if __name__ == "__main__":

@@ -3,8 +3,10 @@
 A greedy pass places patients, rarest dimension first, each in the fold whose deficit it fills
 best; single-patient moves and pairwise swaps then lower the weighted squared deviation of every
 fold's totals from its share; a last polish makes moves and swaps that lower LD itself (Sechidis
-et al. 2011) with the squared deviation as a penalty. Pure numpy; curation/split.py builds the
-count vectors.
+et al. 2011) with the squared deviation as a penalty. New patients beside fixed ones (a grown
+collection) are placed against the whole collection's targets: several seeded tries, each polished
+to convergence with a lighter penalty, the one with the lowest polish objective kept. Pure numpy;
+curation/split.py builds the count vectors.
 """
 
 from __future__ import annotations
