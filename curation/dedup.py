@@ -119,24 +119,28 @@ def gate_scores(
     slot = np.zeros(int(needed.max()) + 1, dtype=np.int64)
     slot[needed] = np.arange(len(needed))
     desc = hashing.descriptor_stack(np.stack([fps[int(i)].thumb for i in needed]))
+    wholes = np.ascontiguousarray(desc[:, 0])
     top = boxes.shape[1] // 2
     gates = np.empty(count, np.float32)
     outer = np.empty(count, np.int64)
     box = np.empty(count, np.int64)
-    for start in range(0, count, 4096):
-        first, second = slot[pairs[start : start + 4096, 0]], slot[pairs[start : start + 4096, 1]]
-        mine, theirs = boxes[start : start + 4096, :top], boxes[start : start + 4096, top:]
-        whole = np.einsum("pd,pd->p", desc[first, 0], desc[second, 0])
-        in_first = np.einsum("ptd,pd->pt", desc[first[:, None], mine], desc[second, 0])
-        in_second = np.einsum("ptd,pd->pt", desc[second[:, None], theirs], desc[first, 0])
+
+    def chunk(start: int) -> None:
+        stop = min(count, start + 4096)
+        first, second = slot[pairs[start:stop, 0]], slot[pairs[start:stop, 1]]
+        mine, theirs = boxes[start:stop, :top], boxes[start:stop, top:]
+        whole = np.einsum("pd,pd->p", wholes[first], wholes[second])
+        in_first = np.einsum("ptd,pd->pt", desc[first[:, None], mine], wholes[second])
+        in_second = np.einsum("ptd,pd->pt", desc[second[:, None], theirs], wholes[first])
         scores = np.concatenate([whole[:, None], in_first, in_second], axis=1)
         best = scores.argmax(1)
         rows_ = np.arange(len(best))
-        stop = start + len(best)
         gates[start:stop] = scores[rows_, best]
         outer[start:stop] = np.where(best <= top, pairs[start:stop, 0], pairs[start:stop, 1])
         box[start:stop] = np.where(best == 0, 0, np.concatenate([mine, theirs], axis=1)[
             rows_, np.maximum(best - 1, 0)])
+
+    hashing.in_threads(chunk, range(0, count, 4096))
     return gates, outer, box
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import io
+import os
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -435,10 +436,26 @@ def descriptor_stack(thumbs: np.ndarray) -> np.ndarray:
     """descriptors of a stack of thumbnails: (N, 1 + len(WINDOWS), DESCRIPTOR_SIDE ** 2)."""
     count = 1 + len(WINDOWS)
     out = np.empty((len(thumbs), count, DESCRIPTOR_SIDE * DESCRIPTOR_SIDE), np.float32)
-    for start in range(0, len(thumbs), 128):
+
+    def chunk(start: int) -> None:
         image = high_pass(thumbs[start : start + 128].astype(np.float32), 4)
         patches = box_products(image, DESCRIPTOR_SIDE).reshape(len(image), count, -1)
         patches -= patches.mean(axis=2, keepdims=True)
         patches /= np.linalg.norm(patches, axis=2, keepdims=True) + 1e-6
         out[start : start + len(image)] = patches
+
+    in_threads(chunk, range(0, len(thumbs), 128))
     return out
+
+
+def in_threads(work: Callable[[int], None], items: range) -> None:
+    """work(item) for each item, on up to one thread per core (numpy lets go of the GIL)."""
+    from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
+
+    workers = min(len(items), os.cpu_count() or 1, 4)
+    if workers <= 1:
+        for item in items:
+            work(item)
+        return
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        list(pool.map(work, items))
