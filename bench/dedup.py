@@ -4,6 +4,8 @@ Each image of ../shared/data/cxr-dev plus transformed copies (bench/transforms.p
 a temporary collection; the real same-patient different-day pairs are the hard negatives.
 Pair precision/recall (pairs inside a found group) and images per second are printed for
 cxrbank, imagededup PHash (threshold 10) and imagehash phash (distance <= 10), in one run.
+Each tool is timed cold on the same files; CPU seconds (with worker processes) are printed
+too, since wall time on a shared machine swings with the load of the moment.
 
     python bench/dedup.py [--data DIR] [--limit N] [--max-side 1024]
 """
@@ -14,6 +16,7 @@ import argparse
 import csv
 import io
 import itertools
+import os
 import sys
 import tempfile
 import time
@@ -114,7 +117,13 @@ def components(n: int, edges: list[tuple[int, int]]) -> list[list[int]]:
     return [g for g in groups.values() if len(g) > 1]
 
 
-def score(name, groups, labels, kinds, hard, seconds, n, skip=frozenset()) -> None:
+def cpu_seconds() -> float:
+    """CPU time of this process and of its finished children (worker pools), user + system."""
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
+
+
+def score(name, groups, labels, kinds, hard, seconds, n, skip=frozenset(), cpu=0.0) -> None:
     found = {p for p in pairs_of(groups) if not skip.intersection(p)}
     true_groups: dict[int, list[int]] = defaultdict(list)
     for i, label in enumerate(labels):
@@ -134,25 +143,26 @@ def score(name, groups, labels, kinds, hard, seconds, n, skip=frozenset()) -> No
             per_kind[kind].append(o in member and member.get(o) == member.get(i))
     by_kind = "  ".join(f"{k}={np.mean(v):.3f}" for k, v in per_kind.items())
     print(f"{name:<22} precision {precision:.4f}  recall {recall:.4f}  hard negatives merged"
-          f" {merged_hard}/{len(hard)}  {n / seconds:7.1f} images/s ({seconds:.1f} s)")
+          f" {merged_hard}/{len(hard)}  {n / seconds:7.1f} images/s ({seconds:.1f} s;"
+          f" {cpu:.1f} CPU-s with its workers, {n / cpu:.0f} images per CPU-s)")
     print(f"{'':<22} recall original<->copy: {by_kind}")
 
 
 def run_imagededup(images: Path, names: list[str]) -> tuple[list[list[int]], float]:
     from imagededup.methods import PHash  # noqa: PLC0415
 
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), cpu_seconds()
     found = PHash(verbose=False).find_duplicates(image_dir=str(images), max_distance_threshold=10)
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, cpu_seconds() - cpu
     index = {name: i for i, name in enumerate(names)}
     edges = [(index[a], index[b]) for a, dups in found.items() for b in dups]
-    return components(len(names), edges), seconds
+    return components(len(names), edges), seconds, cpu
 
 
 def run_imagehash(images: Path, names: list[str]) -> tuple[list[list[int]], float]:
     import imagehash  # noqa: PLC0415
 
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), cpu_seconds()
     hashes = []
     for name in names:
         with Image.open(images / name) as picture:
@@ -160,8 +170,8 @@ def run_imagehash(images: Path, names: list[str]) -> tuple[list[list[int]], floa
     bits = np.packbits(np.array(hashes), axis=1).view(">u8").astype(np.uint64).ravel()
     dist = np.bitwise_count(bits[:, None] ^ bits[None])
     a, b = np.nonzero(np.triu(dist <= 10, 1))
-    seconds = time.perf_counter() - start
-    return components(len(names), list(zip(a.tolist(), b.tolist(), strict=True))), seconds
+    seconds, cpu = time.perf_counter() - start, cpu_seconds() - cpu
+    return components(len(names), list(zip(a.tolist(), b.tolist(), strict=True))), seconds, cpu
 
 
 def main() -> None:
@@ -198,11 +208,11 @@ def main() -> None:
         print(f"{len(hard)} same-patient different-day pairs (hard negatives);"
               f" {len(skip)} files of undecided truth left out of the scores")
 
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), cpu_seconds()
         report = find_duplicates(collection)
-        seconds = time.perf_counter() - start
+        seconds, cpu = time.perf_counter() - start, cpu_seconds() - cpu
         groups = [[g.keep, *g.drop] for g in report.groups]
-        score("cxrbank", groups, labels, kinds, hard, seconds, len(names), skip)
+        score("cxrbank", groups, labels, kinds, hard, seconds, len(names), skip, cpu)
         start = time.perf_counter()
         find_duplicates(collection)
         held = {frozenset((labels[m.a], labels[m.b])) for m in report.held_apart}
@@ -213,11 +223,11 @@ def main() -> None:
         for name, runner in (("imagededup PHash<=10", run_imagededup),
                              ("imagehash phash<=10", run_imagehash)):
             try:
-                found, seconds = runner(root / "images", names)
+                found, seconds, cpu = runner(root / "images", names)
             except ImportError as exc:
                 print(f"{name:<22} not installed ({exc})")
                 continue
-            score(name, found, labels, kinds, hard, seconds, len(names), skip)
+            score(name, found, labels, kinds, hard, seconds, len(names), skip, cpu)
 
 
 if __name__ == "__main__":
