@@ -367,26 +367,6 @@ def aligned_similarity(
     return align(outer, inner, (size, size), enough, cache=cache, keys=keys)[0]
 
 
-FINE_SIDE = 128
-FINE_STEPS = (0.0, -0.01, 0.01, -0.02, 0.02)
-
-
-def fine_similarity(
-    outer: np.ndarray, inner: np.ndarray, angle: float, share_y: float, share_x: float,
-) -> float:
-    """The coarse alignment refined on FINE_SIDE content: fine texture only a copy shares."""
-    big_outer = resize(outer, FINE_SIDE, FINE_SIDE)
-    big_inner = resize(inner, FINE_SIDE, FINE_SIDE)
-    return align(big_outer, big_inner, (share_y, share_x), steps=FINE_STEPS,
-                 angles=(angle, angle - 1.0, angle + 1.0), radius=2)[0]
-
-
-def normalised_content(data: bytes | Path) -> np.ndarray:
-    """The image grey, borders trimmed, equalised (longest side <= WORK_SIDE)."""
-    grey, _, _ = decode_grey(data)
-    return equalise(trim_borders(grey))
-
-
 @functools.lru_cache(maxsize=8)
 def _box_axes(side: int, out: int, dct: bool) -> tuple[np.ndarray, ...]:
     """Area-resize matrices of a side-long axis onto out cells, for the whole axis, then for
@@ -423,17 +403,13 @@ def box_products(images: np.ndarray, out: int, dct: bool = False) -> np.ndarray:
     return np.concatenate(parts, axis=1)
 
 
-def descriptors(thumb: np.ndarray) -> np.ndarray:
-    """Unit-norm band-passed patches of the whole thumbnail and of each window, flattened.
+def descriptor_stack(thumbs: np.ndarray) -> np.ndarray:
+    """Unit-norm band-passed patches of the whole of each thumbnail and of each window,
+    flattened: (N, 1 + len(WINDOWS), DESCRIPTOR_SIDE ** 2).
 
     Row 0 is the whole image, row k+1 is WINDOWS[k]; a dot product of two rows is their
     normalised cross-correlation at that alignment.
     """
-    return descriptor_stack(thumb[None])[0]
-
-
-def descriptor_stack(thumbs: np.ndarray) -> np.ndarray:
-    """descriptors of a stack of thumbnails: (N, 1 + len(WINDOWS), DESCRIPTOR_SIDE ** 2)."""
     count = 1 + len(WINDOWS)
     out = np.empty((len(thumbs), count, DESCRIPTOR_SIDE * DESCRIPTOR_SIDE), np.float32)
 
