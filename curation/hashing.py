@@ -143,7 +143,9 @@ def pack_hashes(low: np.ndarray) -> np.ndarray:
     """Perceptual hashes from (K, HASH_LOW, HASH_LOW) lowest DCT frequencies: their signs
     against their median (the DC term left out of it), packed: (K, WORDS) uint64."""
     low = low.reshape(len(low), -1)
-    bits = low > np.median(low[:, 1:], axis=1, keepdims=True)
+    middle = (low.shape[1] - 1) // 2  # HASH_LOW ** 2 - 1 is odd: the median is one value
+    median = np.partition(low[:, 1:], middle, axis=1)[:, middle : middle + 1]
+    bits = low > median
     return np.packbits(bits, axis=1).view(">u8").astype(np.uint64)
 
 
