@@ -6,7 +6,7 @@ import contextlib
 import hashlib
 import os
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +48,14 @@ def _fingerprint_file(job: tuple[str, str]) -> hashing.Fingerprint | str:
         return f"unreadable image: {exc}"
 
 
+def _fingerprint_files(jobs: list[tuple[str, str]]) -> list[hashing.Fingerprint | str]:
+    return [_fingerprint_file(job) for job in jobs]
+
+
+BATCH = 16  # files per job handed to a worker process
+POOL_FROM = 64  # uncached files before worker processes are started
+
+
 def load_fingerprints(
     collection: Collection, rows: list[Row], progress: Callable[[int], None] | None = None,
     workers: int | None = None,
@@ -55,13 +63,17 @@ def load_fingerprints(
     """One fingerprint per row (None when unreadable), errors, and how many were computed.
 
     Files are keyed by the sha256 of their bytes, so an unchanged file is never decoded
-    twice; new ones are fingerprinted in worker processes when there are many.
+    twice; new ones are fingerprinted in worker processes when there are many, handed
+    out in batches while the rest are still being hashed and looked up.
     """
     out: list[hashing.Fingerprint | None] = [None] * len(rows)
     failures: list[tuple[str, str]] = []
     todo: dict[str, list[int]] = {}
-    paths: dict[str, str] = {}
-    with contextlib.closing(collection.state()) as db:
+    pending: list[tuple[str, str]] = []  # uncached files not yet handed out
+    batches: list[tuple[list[tuple[str, str]], Future]] = []  # (jobs, future) in order
+    workers = workers or min(os.cpu_count() or 1, 8)
+    pool: ProcessPoolExecutor | None = None
+    with contextlib.closing(collection.state()) as db, contextlib.ExitStack() as stack:
         ensure_cache(db)
         for index, row in enumerate(rows):
             path = collection.image_path(row)
@@ -70,6 +82,9 @@ def load_fingerprints(
             except OSError as exc:
                 failures.append((row["filename"], f"cannot read: {exc.strerror or exc}"))
                 continue
+            if sha in todo:
+                todo[sha].append(index)
+                continue
             found = db.execute(
                 "SELECT * FROM dedup_hashes WHERE sha256=? AND version=?", (sha, CACHE_VERSION)
             ).fetchone()
@@ -77,17 +92,19 @@ def load_fingerprints(
                 out[index] = from_record(found)
                 if progress:
                     progress(1)
-            else:
-                todo.setdefault(sha, []).append(index)
-                paths[sha] = str(path)
-        jobs = [(paths[sha], sha) for sha in todo]
-        workers = workers or min(os.cpu_count() or 1, 8)
-        if workers > 1 and len(jobs) >= 64:
-            with ProcessPoolExecutor(max_workers=workers) as pool:
-                results = pool.map(_fingerprint_file, jobs, chunksize=16)
-                done = list(zip(jobs, results, strict=True))
-        else:
-            done = [(job, _fingerprint_file(job)) for job in jobs]
+                continue
+            todo[sha] = [index]
+            pending.append((str(path), sha))
+            if pool is None and workers > 1 and len(pending) >= POOL_FROM:
+                pool = stack.enter_context(ProcessPoolExecutor(max_workers=workers))
+            while pool is not None and len(pending) >= BATCH:
+                jobs, pending = pending[:BATCH], pending[BATCH:]
+                batches.append((jobs, pool.submit(_fingerprint_files, jobs)))
+        done = []  # the main process takes the last few itself while the workers finish
+        last = list(zip(pending, _fingerprint_files(pending), strict=True))
+        for jobs, future in batches:
+            done.extend(zip(jobs, future.result(), strict=True))
+        done.extend(last)
         db.execute("BEGIN")
         for (_, sha), result in done:
             for index in todo[sha]:
