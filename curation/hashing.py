@@ -7,7 +7,7 @@ import io
 import os
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -235,6 +235,7 @@ class _Field:
     spectrum: np.ndarray
     sums: np.ndarray
     squares: np.ndarray
+    norms: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)  # by template shape
 
 
 def _prepare(image: np.ndarray) -> _Field:
@@ -266,12 +267,16 @@ def _best_nccs(field: _Field, templates: list[tuple[np.ndarray, np.ndarray]]) ->
     for k, dots in zip(fits, all_dots, strict=True):
         h, w = templates[k][0].shape
 
-        def box(sums: np.ndarray, h: int = h, w: int = w) -> np.ndarray:
-            return sums[h:, w:] - sums[:-h, w:] - sums[h:, :-w] + sums[:-h, :-w]
+        norm = field.norms.get((h, w))
+        if norm is None:  # the field's energy under each template position, per shape
 
-        energy = box(field.squares) - box(field.sums) ** 2 / (h * w)
+            def box(sums: np.ndarray, h: int = h, w: int = w) -> np.ndarray:
+                return sums[h:, w:] - sums[:-h, w:] - sums[h:, :-w] + sums[:-h, :-w]
+
+            energy = box(field.squares) - box(field.sums) ** 2 / (h * w)
+            norm = field.norms[(h, w)] = np.sqrt(np.maximum(energy, 1e-3))
         dots = dots[: big_h - h + 1, : big_w - w + 1]
-        scores[k] = float((dots / np.sqrt(np.maximum(energy, 1e-3))).max())
+        scores[k] = float((dots / norm).max())
     return scores
 
 
