@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from crawler.paper_rows import PaperPanels
@@ -71,6 +72,8 @@ class IngestPipeline:
         self.pending: list[PaperPanels] = []
         self.failures: list[Outcome] = []
         self.stats = stats
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cxrbank-writer")
+        self._writes: list[Future[None]] = []
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> IngestPipeline:
@@ -89,16 +92,25 @@ class IngestPipeline:
                 raise ValueError(f"not a failure outcome: {outcome.outcome}")
             self.failures.append(outcome)
         if len(self.pending) + len(self.failures) >= self.batch:
-            self.flush()
+            self.flush_in_background()
         return item
 
     def close_spider(self) -> None:
-        self.flush()
+        self.flush_in_background()
+        self._writer.shutdown(wait=True)
+        for future in self._writes:
+            future.result()  # a bug in a write surfaces here, not silently
 
-    def flush(self) -> None:
-        start = time.perf_counter()
+    def flush_in_background(self) -> None:
+        """Write the pending batch on the writer thread (one thread: batches stay in order),
+        so downloads and extraction go on while files are fsynced."""
         pending, self.pending = self.pending, []
         failures, self.failures = self.failures, []
+        if pending or failures:
+            self._writes.append(self._writer.submit(self.flush, pending, failures))
+
+    def flush(self, pending: list[PaperPanels], failures: list[Outcome]) -> None:
+        start = time.perf_counter()
         done: list[Outcome] = []
         if pending:
             try:

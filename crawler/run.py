@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import multiprocessing
 import sys
+import threading
 import traceback
 from collections.abc import Callable
 from typing import Any
@@ -62,12 +63,14 @@ def crawl_in_this_process(spider_cls: type, settings: dict[str, Any], **kwargs: 
 
 
 _progress: Any = None  # the child's end of the pipe while a crawl runs in this process
+_progress_lock = threading.Lock()
 
 
 def report_progress(event: dict[str, Any]) -> None:
     """Send a progress event (a small JSON-safe dict) to the parent's `on_progress`, if any."""
     if _progress is not None:
-        _progress.send(("progress", _json_safe(event)))
+        with _progress_lock:  # the writer thread and the reactor thread both report
+            _progress.send(("progress", _json_safe(event)))
 
 
 def _child(connection: Any, spider_cls: type, settings: dict, kwargs: dict) -> None:
