@@ -23,7 +23,7 @@ from cxrbank.commands.common import (
 SETTINGS_ENV = "CXRBANK_SCRAPY_SETTINGS"  # JSON object of Scrapy setting overrides (tests, bench)
 
 
-def _scrapy_overrides() -> dict[str, Any]:
+def scrapy_overrides() -> dict[str, Any]:
     raw = os.environ.get(SETTINGS_ENV, "").strip()
     if not raw:
         return {}
@@ -83,7 +83,7 @@ def ingest_dois(root: Path, dois: list[str], contact: str, force: bool) -> list[
         else:
             todo.append(doi)
     if todo:
-        settings = crawl_settings(contact, {**_scrapy_overrides(), "CXRBANK_ROOT": str(root)})
+        settings = crawl_settings(contact, {**scrapy_overrides(), "CXRBANK_ROOT": str(root)})
         started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         try:
             summary = run_spider(PapersSpider, settings, on_progress=_say_progress, dois=todo)

@@ -81,7 +81,7 @@ def issue_cmd(event_file: Path | None, repo: str | None, number: int | None,
     from crawler.settings import ContactMissing, contact_address  # noqa: PLC0415
     from cxrbank.additions import handle_issue, reply_markdown, write_thumbnails  # noqa: PLC0415
     from cxrbank.collection import Collection  # noqa: PLC0415
-    from cxrbank.commands.ingest import _scrapy_overrides  # noqa: PLC0415
+    from cxrbank.commands.ingest import scrapy_overrides  # noqa: PLC0415
 
     if (event_file is None) == (repo is None) or (repo is not None and number is None):
         raise click.UsageError("give --event FILE, or --repo OWNER/NAME with --number N")
@@ -94,7 +94,7 @@ def issue_cmd(event_file: Path | None, repo: str | None, number: int | None,
                                                                        contact=address)
     except (IssueError, OSError) as exc:
         raise CxrbankError(str(exc)) from exc
-    result = handle_issue(root, issue.number, issue.text, address, overrides=_scrapy_overrides(),
+    result = handle_issue(root, issue.number, issue.text, address, overrides=scrapy_overrides(),
                           force=force)
     reply = None
     if reply_file is not None:
