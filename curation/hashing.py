@@ -65,38 +65,63 @@ def decode_grey(data: bytes | Path) -> tuple[np.ndarray, int, int]:
         return np.asarray(grey, dtype=np.uint8), width, height
 
 
+def _edge_runs(lines: np.ndarray, tolerance: float, share: float) -> tuple[int, int] | None:
+    """How many leading and trailing lines are (nearly) one value, or None when all are.
+
+    Lines are tested from each end in small chunks, so a picture with content at its edges
+    costs a few lines, not the whole image.
+    """
+    n = len(lines)
+
+    def uniform(start: int, stop: int) -> np.ndarray:
+        # within tolerance of the line's mean (a stand-in for its median, far cheaper)
+        part = lines[start:stop].astype(np.float32)
+        centre = part.mean(axis=1, keepdims=True)
+        return (np.abs(part - centre) <= tolerance).mean(axis=1) >= share
+
+    lead, step = 0, 8
+    while lead < n:
+        flags = uniform(lead, min(n, lead + step))
+        if not flags.all():
+            lead += int(np.argmin(flags))
+            break
+        lead += len(flags)
+        step *= 2
+    if lead >= n:
+        return None
+    trail, step = 0, 8
+    while True:  # a line that is not uniform exists at index lead, so this stops
+        flags = uniform(max(lead, n - trail - step), n - trail)[::-1]
+        if not flags.all():
+            return lead, trail + int(np.argmin(flags))
+        trail += len(flags)
+        step *= 2
+
+
 def trim_borders(grey: np.ndarray, tolerance: float = 12.0, share: float = 0.99) -> np.ndarray:
     """The image without edge bands that are (nearly) one value: padding, frames, letterboxing.
 
     Bands are peeled in turn (a white frame around a black letterbox goes in two rounds).
     """
-    grey = grey.astype(np.float32)
-
-    def uniform(lines: np.ndarray) -> np.ndarray:
-        # within tolerance of the line's mean (a stand-in for its median, far cheaper)
-        centre = lines.mean(axis=1, keepdims=True)
-        return (np.abs(lines - centre) <= tolerance).mean(axis=1) >= share
-
+    grey = np.asarray(grey, dtype=np.uint8)
     top, bottom, left, right = 0, grey.shape[0], 0, grey.shape[1]
     # never more than MAX_TRIM of a side: past that it is content, not padding
     limit = (round(MAX_TRIM * bottom), round((1 - MAX_TRIM) * bottom),
              round(MAX_TRIM * right), round((1 - MAX_TRIM) * right))
     for _ in range(3):
         part = grey[top:bottom, left:right]
-        rows, cols = uniform(part), uniform(part.T)
-        if rows.all() or cols.all():
+        rows = _edge_runs(part, tolerance, share)
+        cols = rows and _edge_runs(part.T, tolerance, share)
+        if rows is None or cols is None:
             break
-        cut = (
-            int(np.argmin(rows)), len(rows) - int(np.argmin(rows[::-1])),
-            int(np.argmin(cols)), len(cols) - int(np.argmin(cols[::-1])),
-        )
-        if cut == (0, len(rows), 0, len(cols)):
+        cut = (rows[0], len(part) - rows[1], cols[0], part.shape[1] - cols[1])
+        if cut == (0, part.shape[0], 0, part.shape[1]):
             break
         new = (top + cut[0], top + cut[1], left + cut[2], left + cut[3])
         if new[0] > limit[0] or new[1] < limit[1] or new[2] > limit[2] or new[3] < limit[3]:
             break
         top, bottom, left, right = new
-    return grey[top:bottom, left:right].astype(np.uint8)
+    return grey[top:bottom, left:right]
 
 
 def equalise(grey: np.ndarray) -> np.ndarray:
