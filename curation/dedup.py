@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from curation import hashing
+from curation import align, hashing
 from curation.fingerprints import load_fingerprints
 from cxrbank.collection import Collection, Row
 
@@ -153,15 +153,15 @@ def same_pixels(a: hashing.Fingerprint, b: hashing.Fingerprint) -> bool:
 
 def near_score(
     a: hashing.Fingerprint, b: hashing.Fingerprint, outer: hashing.Fingerprint, box: int,
-    cache: hashing.AlignCache | None = None,
+    cache: align.AlignCache | None = None,
 ) -> float:
     """Aligned similarity of a candidate pair, from its hash alignment, then whole on whole."""
     inner = b if outer is a else a
     size = 1.0 if box == 0 else hashing.WINDOWS[box - 1][0]
-    score = hashing.aligned_similarity(outer.thumb, inner.thumb, size, enough=NEAR, cache=cache,
+    score = align.aligned_similarity(outer.thumb, inner.thumb, size, enough=NEAR, cache=cache,
                                        keys=(outer.sha256, inner.sha256))
     if box != 0 and score < NEAR:
-        score = max(score, hashing.aligned_similarity(
+        score = max(score, align.aligned_similarity(
             a.thumb, b.thumb, 1.0, enough=NEAR, cache=cache, keys=(a.sha256, b.sha256)))
     return score
 
@@ -233,7 +233,7 @@ def match_rows(
         gates, outers, box_of = gate_scores(chosen, pairs, boxes)
         refused: set[tuple[int, int]] = set()
         tries: Counter[tuple[int, int]] = Counter()
-        cache = hashing.AlignCache()
+        cache = align.AlignCache()
         for p in np.argsort(-gates, kind="stable"):
             if gates[p] < GATE:
                 break
