@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 from collections import Counter
 from collections.abc import Callable
@@ -10,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from curation import align, hashing
+from curation import align, hashing, verification
 from curation.fingerprints import load_fingerprints
 from cxrbank.collection import Collection, Row
 
@@ -231,35 +232,47 @@ def match_rows(
         pairs, boxes = candidate_pairs(np.stack([f.phash for f in chosen]),
                                        np.stack([f.windows for f in chosen]))
         gates, outers, box_of = gate_scores(chosen, pairs, boxes)
-        refused: set[tuple[int, int]] = set()
-        tries: Counter[tuple[int, int]] = Counter()
-        cache = align.AlignCache()
-        for p in np.argsort(-gates, kind="stable"):
-            if gates[p] < GATE:
-                break
-            i, j, outer, box = int(pairs[p, 0]), int(pairs[p, 1]), int(outers[p]), int(box_of[p])
-            a, b = distinct[i], distinct[j]
-            if parts.together(a, b):
-                continue
-            pair_key = (min(parts.root(a), parts.root(b)), max(parts.root(a), parts.root(b)))
-            if pair_key in refused or tries[pair_key] >= GROUP_TRIES:
-                continue
-            tries[pair_key] += 1
-            if same_pixels(chosen[i], chosen[j]):
-                match = Match(a, b, "pixels", 1.0)
-            elif gates[p] >= SURE:
-                match = Match(a, b, "near", round(float(gates[p]), 4))
-            else:
-                score = near_score(chosen[i], chosen[j], chosen[outer], box, cache)
-                if score < NEAR:
-                    continue
-                match = Match(a, b, "near", round(score, 4))
-            if parts.join(a, b):
-                matches.append(match)
-            else:
-                held.append(match)
-                refused.add(pair_key)
+        order = np.argsort(-gates, kind="stable")
+        order = order[gates[order] >= GATE]
+        verify = functools.partial(_verify, chosen=chosen, distinct=distinct, pairs=pairs,
+                                   outers=outers, box_of=box_of, gates=gates)
+        for _, match in verification.by_components(order, pairs, parts, verify):
+            (matches if parts.join(match.a, match.b) else held).append(match)
     return parts.groups(), matches, held
+
+
+def _verify(
+    order: np.ndarray, parts: _Components, *, chosen: list[hashing.Fingerprint],
+    distinct: list[int], pairs: np.ndarray, outers: np.ndarray, box_of: np.ndarray,
+    gates: np.ndarray,
+) -> list[tuple[int, Match]]:
+    """Verify the candidates order[k] in turn, joining parts; the (k, match) of each match."""
+    found: list[tuple[int, Match]] = []
+    refused: set[tuple[int, int]] = set()
+    tries: Counter[tuple[int, int]] = Counter()
+    cache = align.AlignCache()
+    for k, p in enumerate(order):
+        i, j, outer, box = int(pairs[p, 0]), int(pairs[p, 1]), int(outers[p]), int(box_of[p])
+        a, b = distinct[i], distinct[j]
+        if parts.together(a, b):
+            continue
+        pair_key = (min(parts.root(a), parts.root(b)), max(parts.root(a), parts.root(b)))
+        if pair_key in refused or tries[pair_key] >= GROUP_TRIES:
+            continue
+        tries[pair_key] += 1
+        if same_pixels(chosen[i], chosen[j]):
+            match = Match(a, b, "pixels", 1.0)
+        elif gates[p] >= SURE:
+            match = Match(a, b, "near", round(float(gates[p]), 4))
+        else:
+            score = near_score(chosen[i], chosen[j], chosen[outer], box, cache)
+            if score < NEAR:
+                continue
+            match = Match(a, b, "near", round(score, 4))
+        found.append((k, match))
+        if not parts.join(a, b):
+            refused.add(pair_key)
+    return found
 
 
 # -- choosing the copy to keep
