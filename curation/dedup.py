@@ -62,6 +62,7 @@ class DedupReport:
 
 
 TOP_WINDOWS = 3  # windows per direction whose patches the gate compares
+GATE_CHUNK = 512  # pairs per step of the gate (their gathered patches stay in cache)
 
 
 def candidate_pairs(phash: np.ndarray, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -72,8 +73,9 @@ def candidate_pairs(phash: np.ndarray, windows: np.ndarray) -> tuple[np.ndarray,
     k = windows.shape[1]
     top = min(TOP_WINDOWS, k)
     by_window = np.ascontiguousarray(windows.transpose(1, 0, 2))  # (k, n, words)
-    pairs = []
-    for start in range(0, n, 256):  # rows start.. against columns start.. (j > i only)
+    by_start: dict[int, np.ndarray] = {}
+
+    def chunk(start: int) -> None:  # rows start.. against columns start.. (j > i only)
         stop = min(n, start + 256)
         mine, theirs = phash[start:stop, None], phash[None, start:]
         close = hashing.hamming(mine, theirs) <= GLOBAL_BITS  # (c, n - start)
@@ -82,7 +84,10 @@ def candidate_pairs(phash: np.ndarray, windows: np.ndarray) -> tuple[np.ndarray,
             close |= hashing.hamming(mine, window[None, start:]) <= WINDOW_BITS
         close &= np.arange(start, n)[None, :] > np.arange(start, stop)[:, None]
         rows_, cols = np.nonzero(close)
-        pairs.append(np.stack([rows_ + start, cols + start], axis=1))
+        by_start[start] = np.stack([rows_ + start, cols + start], axis=1)
+
+    hashing.in_threads(chunk, range(0, n, 256))
+    pairs = [by_start[start] for start in sorted(by_start)]
     found = np.concatenate(pairs).astype(np.int64) if pairs else np.zeros((0, 2), np.int64)
     if not len(found):
         return found, np.zeros((0, 2 * top), np.int64)
@@ -127,7 +132,7 @@ def gate_scores(
     box = np.empty(count, np.int64)
 
     def chunk(start: int) -> None:
-        stop = min(count, start + 4096)
+        stop = min(count, start + GATE_CHUNK)
         first, second = slot[pairs[start:stop, 0]], slot[pairs[start:stop, 1]]
         mine, theirs = boxes[start:stop, :top], boxes[start:stop, top:]
         whole = np.einsum("pd,pd->p", wholes[first], wholes[second])
@@ -141,7 +146,7 @@ def gate_scores(
         box[start:stop] = np.where(best == 0, 0, np.concatenate([mine, theirs], axis=1)[
             rows_, np.maximum(best - 1, 0)])
 
-    hashing.in_threads(chunk, range(0, count, 4096))
+    hashing.in_threads(chunk, range(0, count, GATE_CHUNK))
     return gates, outer, box
 
 
