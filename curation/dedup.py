@@ -172,42 +172,6 @@ def near_score(
     return score
 
 
-class _Components:
-    """Union-find over rows that refuses to join two rows that must stay apart."""
-
-    def __init__(self, n: int, apart: Callable[[int, int], bool]) -> None:
-        self.parent = list(range(n))
-        self.members: dict[int, list[int]] = {i: [i] for i in range(n)}
-        self.apart = apart
-
-    def root(self, i: int) -> int:
-        while self.parent[i] != i:
-            self.parent[i] = self.parent[self.parent[i]]
-            i = self.parent[i]
-        return i
-
-    def together(self, a: int, b: int) -> bool:
-        return self.root(a) == self.root(b)
-
-    def must_stay_apart(self, a: int, b: int) -> bool:
-        ra, rb = self.root(a), self.root(b)
-        return any(self.apart(x, y) for x in self.members[ra] for y in self.members[rb])
-
-    def join(self, a: int, b: int) -> bool:
-        """Join the groups of a and b; False when that would join a must-stay-apart pair."""
-        ra, rb = self.root(a), self.root(b)
-        if ra == rb:
-            return True
-        if self.must_stay_apart(a, b):
-            return False
-        self.parent[rb] = ra
-        self.members[ra].extend(self.members.pop(rb))
-        return True
-
-    def groups(self) -> list[list[int]]:
-        return sorted(sorted(g) for g in self.members.values() if len(g) > 1)
-
-
 def match_rows(
     fps: list[hashing.Fingerprint | None], apart: Callable[[int, int], bool],
 ) -> tuple[list[list[int]], list[Match], list[Match]]:
@@ -218,7 +182,7 @@ def match_rows(
     pairs failed. A match that would join two rows that must stay apart (one patient,
     different days) is held apart instead.
     """
-    parts = _Components(len(fps), apart)
+    parts = verification.Components(len(fps), apart)
     matches: list[Match] = []
     held: list[Match] = []
     by_sha: dict[str, int] = {}
@@ -247,7 +211,7 @@ def match_rows(
 
 
 def _verify(
-    order: np.ndarray, parts: _Components, *, chosen: list[hashing.Fingerprint],
+    order: np.ndarray, parts: verification.Components, *, chosen: list[hashing.Fingerprint],
     distinct: list[int], pairs: np.ndarray, outers: np.ndarray, box_of: np.ndarray,
     gates: np.ndarray,
 ) -> list[tuple[int, Match]]:

@@ -1,5 +1,5 @@
-"""Dedup verification split by connected components of the candidate graph: two independent
-halves are verified at once (one in a forked process), their matches merged in order."""
+"""Dedup verification groups (union-find that keeps rows apart) and its split by connected
+components of the candidate graph: two halves verified at once, their matches merged in order."""
 
 from __future__ import annotations
 
@@ -11,6 +11,43 @@ from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import numpy as np
+
+
+class Components:
+    """Union-find over rows that refuses to join two rows that must stay apart."""
+
+    def __init__(self, n: int, apart: Callable[[int, int], bool]) -> None:
+        self.parent = list(range(n))
+        self.members: dict[int, list[int]] = {i: [i] for i in range(n)}
+        self.apart = apart
+
+    def root(self, i: int) -> int:
+        while self.parent[i] != i:
+            self.parent[i] = self.parent[self.parent[i]]
+            i = self.parent[i]
+        return i
+
+    def together(self, a: int, b: int) -> bool:
+        return self.root(a) == self.root(b)
+
+    def must_stay_apart(self, a: int, b: int) -> bool:
+        ra, rb = self.root(a), self.root(b)
+        return any(self.apart(x, y) for x in self.members[ra] for y in self.members[rb])
+
+    def join(self, a: int, b: int) -> bool:
+        """Join the groups of a and b; False when that would join a must-stay-apart pair."""
+        ra, rb = self.root(a), self.root(b)
+        if ra == rb:
+            return True
+        if self.must_stay_apart(a, b):
+            return False
+        self.parent[rb] = ra
+        self.members[ra].extend(self.members.pop(rb))
+        return True
+
+    def groups(self) -> list[list[int]]:
+        return sorted(sorted(g) for g in self.members.values() if len(g) > 1)
+
 
 PARALLEL_FROM = 2000  # candidates before a second process is worth its start
 Verify = Callable[[np.ndarray, Any], list[tuple[int, Any]]]
