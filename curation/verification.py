@@ -91,7 +91,7 @@ def by_components(order: np.ndarray, pairs: np.ndarray, parts: Any, verify: Veri
     where there are many candidates (each half on its own copy of parts). Candidates of
     different components never change each other's outcome, so the result is the same."""
     global _JOB  # handed to the forked process by inheritance
-    if (len(order) < PARALLEL_FROM or (os.cpu_count() or 1) < 2
+    if (len(order) < max(PARALLEL_FROM, 2) or (os.cpu_count() or 1) < 2
             or "fork" not in multiprocessing.get_all_start_methods()):
         return verify(order, copy.deepcopy(parts))
     second = halves(order, pairs)
