@@ -24,6 +24,12 @@ def ensure_cache(db) -> None:
     )
 
 
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file, read through one reused buffer (no copy of the whole file)."""
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
 def _to_record(fp: hashing.Fingerprint) -> tuple:
     return (fp.sha256, CACHE_VERSION, fp.width, fp.height, fp.aspect, fp.phash.tobytes(),
             fp.windows.tobytes(), fp.thumb.tobytes())
@@ -78,7 +84,7 @@ def load_fingerprints(
         for index, row in enumerate(rows):
             path = collection.image_path(row)
             try:
-                sha = hashlib.sha256(path.read_bytes()).hexdigest()
+                sha = file_sha256(path)
             except OSError as exc:
                 failures.append((row["filename"], f"cannot read: {exc.strerror or exc}"))
                 continue
@@ -132,7 +138,7 @@ def cached_fingerprints(
             sha = row.get("sha256", "")
             if not sha:
                 with contextlib.suppress(OSError):
-                    sha = hashlib.sha256(collection.image_path(row).read_bytes()).hexdigest()
+                    sha = file_sha256(collection.image_path(row))
             found = sha and db.execute(
                 "SELECT * FROM dedup_hashes WHERE sha256=? AND version=?", (sha, CACHE_VERSION)
             ).fetchone()
