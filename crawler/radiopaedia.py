@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -142,6 +143,14 @@ def parse_int(text: str) -> int | None:
 def is_test_host(base_url: str) -> bool:
     """True for a loopback test site; any other base URL counts as the real Radiopaedia."""
     return (urlsplit(base_url).hostname or "").lower() in LOOPBACK_HOSTS
+
+
+ACCEPT_ENV = "CXRBANK_RADIOPAEDIA_ACCEPT_TERMS"
+
+
+def accepted_in_environment() -> bool:
+    """Whether the user acknowledged the terms through $CXRBANK_RADIOPAEDIA_ACCEPT_TERMS."""
+    return os.environ.get(ACCEPT_ENV, "").strip().lower() in ("1", "yes", "true")
 
 
 def terms_accepted(base_url: str, accepted: bool) -> bool:

@@ -14,7 +14,6 @@ from urllib.parse import urlsplit
 from cxrbank.collection import Collection, Row
 from extract.issuetext import AdditionRequest, parse_request
 
-ACCEPT_ENV = "CXRBANK_RADIOPAEDIA_ACCEPT_TERMS"
 PDF_HOSTS_ENV = "CXRBANK_PDF_HOSTS"  # extra hosts (comma-separated) whose PDF links may be fetched
 THUMB_SIZE = 256
 
@@ -78,14 +77,14 @@ def _ingest_dois(collection: Collection, dois: list[str], contact: str, force: b
 
 def _crawl_cases(collection: Collection, cases: list[str], contact: str,
                  overrides: dict[str, Any]) -> list[ItemResult]:
-    from crawler.radiopaedia import is_test_host  # noqa: PLC0415
+    from crawler.radiopaedia import ACCEPT_ENV, accepted_in_environment, terms_accepted  # noqa: PLC0415
     from crawler.run import CrawlError  # noqa: PLC0415
     from crawler.settings import base_urls  # noqa: PLC0415
     from cxrbank.commands.crawl import run_radiopaedia  # noqa: PLC0415
 
     base = base_urls(overrides)["CXRBANK_RADIOPAEDIA_URL"]
-    accepted = os.environ.get(ACCEPT_ENV, "").strip().lower() in ("1", "yes", "true")
-    if not accepted and not is_test_host(base):
+    accepted = accepted_in_environment()
+    if not terms_accepted(base, accepted):
         reason = f"Radiopaedia's terms are not acknowledged here ({ACCEPT_ENV}=1 to allow)"
         return [ItemResult("radiopaedia", case, "error", reason=reason) for case in cases]
     before = _filenames(collection)

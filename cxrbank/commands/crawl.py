@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
 
 import click
 
+from crawler.radiopaedia import ACCEPT_ENV
 from cxrbank.commands.common import (
     EXIT_PARTIAL,
     CxrbankError,
@@ -19,8 +19,6 @@ from cxrbank.commands.common import (
     say,
     say_error,
 )
-
-ACCEPT_ENV = "CXRBANK_RADIOPAEDIA_ACCEPT_TERMS"
 
 
 def parse_setting(text: str) -> tuple[str, Any]:
@@ -102,7 +100,7 @@ def radiopaedia_cmd(
     Re-crawls read the search listing only and skip every case whose card is unchanged.
     Refuses the real site until you acknowledge its terms (--accept-terms).
     """
-    from crawler.radiopaedia import TERMS, is_test_host
+    from crawler.radiopaedia import TERMS, accepted_in_environment, terms_accepted
     from crawler.run import CrawlError
     from crawler.settings import ContactMissing, base_urls, contact_address
 
@@ -112,8 +110,8 @@ def radiopaedia_cmd(
     except ContactMissing as exc:
         raise click.UsageError(str(exc)) from exc
     base = base_urls(overrides)["CXRBANK_RADIOPAEDIA_URL"]
-    accepted = accept_terms or os.environ.get(ACCEPT_ENV, "").strip().lower() in ("1", "yes", "true")
-    if not accepted and not is_test_host(base):
+    accepted = accept_terms or accepted_in_environment()
+    if not terms_accepted(base, accepted):
         say(TERMS)
         raise CxrbankError(
             f"not crawling {base} until you acknowledge its terms: read them, make sure your use "
