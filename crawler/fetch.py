@@ -6,8 +6,9 @@ import socket
 import urllib.robotparser
 from urllib.parse import urljoin, urlsplit
 
-from crawler.middlewares import BlockedUrl, check_url, is_public_address
+from crawler.middlewares import BlockedUrl, check_url
 from crawler.settings import user_agent
+from extract.issuetext import is_public_address
 
 MAX_BYTES = 100 * 1024 * 1024
 MAX_REDIRECTS = 5

@@ -19,6 +19,7 @@ from scrapy.resolver import CachingThreadedResolver
 from twisted.internet import defer
 
 from crawler.settings import allowed_hosts
+from extract.issuetext import is_public_address
 
 if TYPE_CHECKING:
     from scrapy import Request
@@ -30,17 +31,6 @@ logger = logging.getLogger(__name__)
 
 class BlockedUrl(IgnoreRequest):
     """A URL the crawler refuses to fetch (scheme, or a private/reserved address)."""
-
-
-def is_public_address(address: str) -> bool:
-    """True for a globally routable IP address; False for private, loopback, link-local…"""
-    try:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-    except ValueError:
-        return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_global and not (ip.is_multicast or ip.is_reserved or ip.is_unspecified)
 
 
 def check_url(url: str, allowed: set[str]) -> str:

@@ -81,16 +81,28 @@ def clean_doi(raw: str) -> str:
     return strip_trailing(unquote(raw).strip()).lower()
 
 
+def is_public_address(address: str) -> bool:
+    """True for a globally routable IP address; False for private, loopback, link-local…
+    (the one rule for issue links and for every URL the crawler fetches)."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not (ip.is_multicast or ip.is_reserved or ip.is_unspecified)
+
+
 def is_public_host(host: str) -> bool:
     """False for IP literals in private, loopback, link-local or reserved ranges and local names."""
     host = host.strip("[]").lower()
     if not host or host == "localhost" or host.endswith((".local", ".localhost", ".internal")):
         return False
     try:
-        address = ipaddress.ip_address(host)
+        ipaddress.ip_address(host.split("%", 1)[0])
     except ValueError:
         return "." in host
-    return address.is_global
+    return is_public_address(host)
 
 
 def canonical_radiopaedia_url(url: str) -> str | None:
