@@ -33,7 +33,7 @@ from extract.facts import extract_facts  # noqa: E402
 FIELDS = ("age", "sex", "finding", "view", "modality", "offset")
 VIEW_WORDS = {
     "PA": r"\bPA\b|postero-?anterior", "AP": r"\bAP\b|antero-?posterior",
-    "AP Supine": r"supine", "AP Erect": r"erect|upright", "L": r"lateral",
+    "AP Supine": r"supine", "AP Erect": r"erect|upright", "L": r"\blateral\b",
     "Axial": r"axial|transverse", "Coronal": r"coronal",
 }
 MODALITY_WORDS = {"X-ray": r"x-?ray|radiograph|cxr|film", "CT": r"\bCT\b|computed tomograph"}
@@ -85,6 +85,32 @@ def states(text: str, name: str, truth: object) -> bool:
     return False
 
 
+def supplementary(rows: list[dict[str, str]], outputs: list) -> str:
+    """Two readings of precision beside the strict one: each distinct note counted once (a
+    patient with eight images of one note weighs one), and a view right when it is the curated
+    view's family ("AP" for "AP Supine")."""
+    lines = []
+    for name in FIELDS:
+        pairs = {}
+        for row, facts in zip(rows, outputs, strict=True):
+            value, truth = getattr(facts, name), curated(row, name)
+            if value is not None and truth is not None:
+                pairs[(row.get("clinical_notes") or "", repr(truth))] = value == truth
+        if pairs:
+            right = sum(pairs.values())
+            lines.append(f"  {name:9} {right}/{len(pairs)} = {right / len(pairs):.3f}")
+    family = {"AP Supine": "AP", "AP Erect": "AP"}
+    right = output = 0
+    for row, facts in zip(rows, outputs, strict=True):
+        truth = curated(row, "view")
+        if facts.view is not None and truth is not None:
+            output += 1
+            right += facts.view in (truth, family.get(str(truth)))
+    view = f"{right}/{output} = {right / output:.3f}" if output else "-"
+    return ("precision, each distinct note once:\n" + "\n".join(lines)
+            + f"\nview precision, the family's general view counted right: {view}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--metadata", type=Path,
@@ -120,6 +146,7 @@ def main() -> None:
         recall = f"{hit}/{stated} = {hit / stated:.3f}" if stated else "-"
         print(f"{name:10} {precision:>16} {recall:>18} {output:>7}")
         report.append((name, misses))
+    print(f"\n{supplementary(rows, outputs)}")
     for name, misses in report:
         if misses:
             print(f"\nmisses for {name} ({len(misses)}):")

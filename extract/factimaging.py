@@ -8,8 +8,10 @@ from datetime import date
 from extract.factrules import NUMBER, ORDINALS, Found, number_value, sentence_of
 
 # ---- modality and view -----------------------------------------------------------------
-_XRAY_RE = re.compile(r"\b(?:x-?rays?|xrays?|radiograph\w*|CXRs?|chest films?|plain[- ]films?|"
-                      r"roentgenogra\w*|frontal films?)\b", re.IGNORECASE)
+# "chest Xay": X-ray with its "-r" lost in a PDF copy, as real notes have it.
+_XRAY_RE = re.compile(r"\b(?:x[- ]?rays?|xrays?|(?<=chest )xays?|radiograph\w*|CXRs?|"
+                      r"chest films?|plain[- ]films?|roentgenogra\w*|frontal films?)\b",
+                      re.IGNORECASE)
 _CT_RE = re.compile(r"(?<![\w-])(?:CT|HRCT|MDCT|CTA|CTPA|MSCT)(?![\w])|\bcomputed[- ]tomograph\w*"
                     r"|\btomodensitometr\w*")
 
@@ -22,13 +24,31 @@ _NOT_THIS_STUDY_AFTER = re.compile(
     r"will be|is planned)\b", re.IGNORECASE)
 
 
+# "radiograph-negative", "CT-occult": an adjective about the disease, not a study.
+_ADJECTIVE_AFTER = re.compile(r"^-?(?:negative|positive|occult|proven|confirmed|guided)\b",
+                              re.IGNORECASE)
+# A sentence about the modality in general (a discussion), not about this case's images.
+_GENERIC_SENTENCE = re.compile(
+    r"\b(?:most common\w*|typical(?:ly)?|usually|commonly|generally|in general|characteristic"
+    r"(?:ally)?|classically|may (?:be|show|demonstrate|reveal|manifest)|can (?:be|show|reveal)|"
+    r"include[sd]?|sensitivity|specificity)\b", re.IGNORECASE)
+_THIS_CASE = re.compile(r"\b(?:shows?|showed|shown|demonstrat\w*|reveal\w*|obtained|performed|"
+                        r"taken|done|arrows?|arrowheads?|patient|day|admission|follow-up)\b",
+                        re.IGNORECASE)
+
+
 def _study_mention(pattern: re.Pattern[str], text: str) -> re.Match[str] | None:
     """The first mention of a modality that is about an image of this case (not a prior,
-    outside, recommended or unavailable study)."""
+    outside, recommended or unavailable study, an adjective, or a general statement)."""
     for m in pattern.finditer(text):
         if _NOT_THIS_STUDY_BEFORE.search(text[max(0, m.start() - 40):m.start()]):
             continue
         if _NOT_THIS_STUDY_AFTER.search(text[m.end():m.end() + 60]):
+            continue
+        if _ADJECTIVE_AFTER.search(text[m.end():m.end() + 12]):
+            continue
+        sentence = sentence_of(text, m.start())
+        if _GENERIC_SENTENCE.search(sentence) and not _THIS_CASE.search(sentence):
             continue
         return m
     return None
@@ -43,6 +63,11 @@ def find_modality(text: str) -> Found:
     if ct and not xray:
         return "CT", ct.group(0)
     return None
+
+
+def names_both(text: str) -> bool:
+    """Whether the text names both a radiograph and a CT of this case."""
+    return bool(_study_mention(_XRAY_RE, text) and _study_mention(_CT_RE, text))
 
 
 _IMAGING_NEAR = r"(?:view|film|radiograph|x-?ray|cxr|projection|chest|image|bedside|portable|" \

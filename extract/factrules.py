@@ -73,6 +73,22 @@ _POPULATION_RE = re.compile(r"\b(?:mean|median|average|range|aged between|ages?\
                             re.IGNORECASE)
 
 
+_FALLS_ILL = (r"(?:presented|was admitted|was hospitali[sz]ed|developed|complained|became ill|"
+              r"fell ill|tested positive|was diagnosed|had (?:a )?fever)")
+
+
+def _relative_patient_age(text: str, age: int) -> bool:
+    """Whether a relative of another age is a patient too ("her 59-year-old daughter presented
+    with fever"): the text then describes two patients."""
+    for m in _AGE_RE.finditer(text):
+        raw = next(g for g in m.groups() if g is not None)
+        if number_value(raw) in (None, age) or not _is_relative_age(text, m.start(), m.end()):
+            continue
+        if re.match(rf"[^.;]{{0,60}}?\b{_FALLS_ILL}\b", text[m.end():], re.IGNORECASE):
+            return True
+    return False
+
+
 def _is_relative_age(text: str, start: int, end: int) -> bool:
     before = text[max(0, start - 12):start].casefold()
     after = text[end:end + 30].casefold()
@@ -98,6 +114,8 @@ def find_age(text: str) -> Found:
             continue
         value = number_value(raw)
         if value is not None and 0 < value <= 115:
+            if _relative_patient_age(text, value):
+                return None  # a family cluster: the images may be either patient's
             return value, m.group(0).strip()
     for m in _MONTHS_RE.finditer(text):
         months = number_value(m.group(1))

@@ -63,7 +63,9 @@ def clean_text(text: object) -> str:
     if not isinstance(text, str):
         return ""
     text = text[:MAX_TEXT_CHARS]
-    return re.sub(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", " ", text)
+    text = re.sub(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u00a0\u2009\u202f]", " ", text)
+    # Typeset hyphens ("X‐ray", "COVID‑19" from PDFs and JATS) read as the ASCII hyphen.
+    return re.sub(r"(?<=\w)[\u00ad\u2010\u2011\u2012\u2212](?=\w)", "-", text)
 
 
 def facts_of_text(text: str) -> Facts:
@@ -93,6 +95,8 @@ def facts_of_text(text: str) -> Facts:
             setattr(facts, name, found[0])
             facts.evidence[name] = found[1]
     found_view = factimaging.find_view(text, facts.modality)
+    if found_view is not None and facts.modality is None and factimaging.names_both(text):
+        found_view = None  # a view next to one of two named modalities does not say which image
     if found_view is not None:
         facts.view, facts.evidence["view"] = found_view
         if facts.modality is None:

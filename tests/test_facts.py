@@ -43,8 +43,38 @@ def test_no_age_when_text_gives_none(text: str) -> None:
 
 
 def test_age_of_relative_is_not_the_patients() -> None:
-    facts = facts_of_text("Her 59-year-old daughter also had fever. The 83-year-old woman ...")
+    facts = facts_of_text("Her 59-year-old daughter lives with her. The 83-year-old woman ...")
     assert facts.age == 83
+
+
+def test_family_cluster_leaves_age_blank() -> None:
+    text = ("An 83-year-old female patient presented with fever for four days. She lived with her "
+            "daughter. Later, her 59-years-old daughter presented with fever and dry cough. "
+            "Axial chest CT demonstrated ground-glass opacities.")
+    facts = facts_of_text(text)
+    assert facts.age is None
+    assert facts.sex == "F"
+
+
+def test_radiograph_named_as_an_adjective_or_in_general_is_not_a_study() -> None:
+    text = ("COVID-19 pneumonia manifesting as radiograph-negative nodular opacities. Axial chest "
+            "CT image shows ground-glass opacities.")
+    assert (facts_of_text(text).modality, facts_of_text(text).view) == ("CT", "Axial")
+    text = ("The most common imaging appearance on chest CT scans include peripheral opacities. "
+            "AP chest radiograph at presentation shows peripheral consolidation.")
+    assert (facts_of_text(text).modality, facts_of_text(text).view) == ("X-ray", "AP")
+
+
+def test_view_of_one_of_two_named_modalities_says_nothing() -> None:
+    text = ("Chest Xay and CT scan images of a man. A, Transverse CT images on January 9. "
+            "D, chest Xay showing bilateral consolidation.")
+    facts = facts_of_text(text)
+    assert (facts.modality, facts.view) == (None, None)
+
+
+def test_typeset_hyphens_read_as_ascii() -> None:
+    facts = facts_of_text("Chest X\u2010ray of a 65\u2010year\u2010old man with COVID\u201119.")
+    assert (facts.modality, facts.age, facts.finding) == ("X-ray", 65, "Pneumonia/Viral/COVID-19")
 
 
 @pytest.mark.parametrize(("text", "sex"), [
