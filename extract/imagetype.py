@@ -16,6 +16,7 @@ PARAMS_PATH = Path(__file__).with_name("imagetype_params.json")
 SIDE = 64  # features are computed on a SIDE x SIDE thumbnail
 MAX_PIXELS = 200_000_000  # larger images are refused as decompression bombs
 MIN_SIDE = 8
+_REDUCIBLE_MODES = ("L", "LA", "RGB", "RGBA", "I", "F")
 
 
 class ImageTypeError(ValueError):
@@ -52,6 +53,9 @@ def load_thumbnail(data: bytes | Image.Image | np.ndarray) -> tuple[np.ndarray, 
         if image.format == "JPEG" and image.mode in ("RGB", "L", "CMYK", "YCbCr"):
             image.draft(image.mode, (SIDE * 2, SIDE * 2))
         image.load()
+        factor = min(image.size) // (SIDE * 2)
+        if factor >= 2 and image.mode in _REDUCIBLE_MODES:
+            image = image.reduce(factor)  # before any conversion: converting full size is slow
         rgb = _to_rgb(image)
         factor = min(rgb.size) // (SIDE * 2)
         if factor >= 2:
