@@ -8,10 +8,11 @@ from datetime import date
 from extract.factrules import NUMBER, ORDINALS, Found, number_value, sentence_of
 
 # ---- modality and view -----------------------------------------------------------------
-# "chest Xay": X-ray with its "-r" lost in a PDF copy, as real notes have it.
+# "chest Xay": X-ray with its "-r" lost in a PDF copy, as real notes have it; "RX": the Italian
+# and Spanish abbreviation (SIRM cases), upper case only or after "chest" ("Rx" alone is a drug).
 _XRAY_RE = re.compile(r"\b(?:x[- ]?rays?|xrays?|(?<=chest )xays?|radiograph\w*|CXRs?|"
-                      r"chest films?|plain[- ]films?|roentgenogra\w*|frontal films?)\b",
-                      re.IGNORECASE)
+                      r"chest films?|plain[- ]films?|roentgenogra\w*|frontal films?|(?-i:RX)|"
+                      r"(?<=chest )rx)\b", re.IGNORECASE)
 _CT_RE = re.compile(r"(?<![\w-])(?:CT|HRCT|MDCT|CTA|CTPA|MSCT)(?![\w])|\bcomputed[- ]tomograph\w*"
                     r"|\btomodensitometr\w*")
 

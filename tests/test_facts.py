@@ -72,6 +72,16 @@ def test_view_of_one_of_two_named_modalities_says_nothing() -> None:
     assert (facts.modality, facts.view) == (None, None)
 
 
+@pytest.mark.parametrize("text", ["Woman, 58 years old. RX: bilateral interstitial thickening.",
+                                  "Chest Rx shows bilateral opacities."])
+def test_italian_rx_is_a_radiograph(text: str) -> None:
+    assert facts_of_text(text).modality == "X-ray"
+
+
+def test_prescription_rx_is_not_a_radiograph() -> None:
+    assert facts_of_text("Rx: amoxicillin 1 g three times daily.").modality is None
+
+
 def test_typeset_hyphens_read_as_ascii() -> None:
     facts = facts_of_text("Chest X\u2010ray of a 65\u2010year\u2010old man with COVID\u201119.")
     assert (facts.modality, facts.age, facts.finding) == ("X-ray", 65, "Pneumonia/Viral/COVID-19")
