@@ -235,7 +235,8 @@ def chest_panels(paper: Paper, figures: list[Any], body_text: str,
             continue
         if image_type not in CHEST_TYPES:
             continue
-        facts = facts_for_panel(figure.caption or "", figure.panel, case_text)
+        facts = facts_for_panel(figure.caption or "", figure.panel, case_text,
+                                subcaption=figure.panel_caption)
         modality = _modality(image_type, score, facts)
         name = figure_name(figure, index)
         row = panel_row(paper, figure, name, facts, modality, body_text)

@@ -141,17 +141,21 @@ def extract_facts(text: str) -> list[Facts]:
     return out
 
 
-def facts_for_panel(caption: str, panel: str | None = None, case_text: str = "") -> Facts:
+def facts_for_panel(caption: str, panel: str | None = None, case_text: str = "",
+                    subcaption: str | None = None) -> Facts:
     """Facts for one panel of a figure: its own sub-caption over the caption, over the case text.
 
     The panel's sub-caption ("(B) axial CT on day 7 …") decides view, modality, offset and
     finding where it states them; the rest of the caption and then the case text fill what it
     does not say. The patient is the one the caption assigns the panel to ("Patient 2 (C, D)"),
     else one named in the panel's sub-caption, else the caption's only patient; case-text facts
-    come from that patient's section of the case text.
+    come from that patient's section of the case text. `subcaption`, when given, is the panel's
+    part as the figure extractor read it (it also knows "CT (left) and radiograph (right)").
     """
     caption = clean_text(caption)
-    sub = factpanels.panel_subcaption(caption, panel) if panel else ""
+    sub = clean_text(subcaption) if subcaption else ""
+    if not sub and panel:
+        sub = factpanels.panel_subcaption(caption, panel)
     label = factpanels.patient_of_panel(caption, panel) if panel else None
     panel_facts = facts_of_text(sub) if sub else Facts()
     if label is None:
