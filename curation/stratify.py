@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from curation.refine import pair_descent, similar_classes, similar_partners
+
 SIZE_WEIGHT = 32.0  # how much more equal images per fold weigh than one label's balance
 HEADCOUNT_WEIGHT = 8.0  # the same for equal patients per fold
 PATIENT_WEIGHT = 0.5  # how much balance over patients weighs beside balance over images
@@ -21,6 +23,7 @@ RARE_WEIGHT = 0.01  # how much a rare label's relative spread weighs beside LD
 MAX_PASSES = 12  # improvement passes, fewer for large collections (PASS_BUDGET)
 PASS_BUDGET = 60_000  # patient visits over all passes: keeps 50,000 patients near 5 s
 SWAP_CANDIDATES = 48  # partners tried per patient in a swap pass
+SIMILAR_CANDIDATES = 24  # of them, in the LD polish, patients like it (curation.refine)
 POLISH_PASSES = 6  # LD polish passes (curation.stratify.polish), at most POLISH_BUDGET visits each
 POLISH_BUDGET = 15_000
 POLISH_MU = 1.0  # weight of the squared deviation beside LD in the polish
@@ -29,6 +32,9 @@ INCREMENTAL_MU = 0.1  # POLISH_MU when placing new patients beside fixed ones
 INCREMENTAL_PASSES = 20  # polish passes then (the few free patients allow more)
 RESTART_VISITS = 8_000  # placements of new patients tried: this // free patients, at most
 MAX_RESTARTS = 16  # ... MAX_RESTARTS, the best by the polish objective kept
+PAIR_LIMIT = 2_000  # pairs of free patients up to which the exact pair descent runs
+PAIR_BUDGET = 6_000  # pair placements tried over all its starts ...
+PAIR_STARTS = 32  # ... and at most this many starts
 
 
 def dim_weights(counts: np.ndarray, base: np.ndarray) -> np.ndarray:
@@ -91,6 +97,7 @@ def stratify(
         return perm[where]
     if len(free) == n:
         place(counts, values, weights, deviation, where, free, rarity, rng, ld, POLISH_MU)
+        refine_small(counts, values, weights, deviation, where, free, ld, POLISH_MU, rng)
         return perm[where]
     tries = int(np.clip(RESTART_VISITS // max(len(free), 1), 1, MAX_RESTARTS))
     best = None
@@ -100,8 +107,9 @@ def stratify(
               INCREMENTAL_MU, INCREMENTAL_PASSES)
         score = objective(counts, weights, trial_deviation, trial_where, ld, INCREMENTAL_MU)
         if best is None or score < best[0]:
-            best = (score, trial_where)
-    where = best[1]
+            best = (score, trial_where, trial_deviation)
+    where, deviation = best[1], best[2]
+    refine_small(counts, values, weights, deviation, where, free, ld, INCREMENTAL_MU, rng)
     return perm[where]
 
 
@@ -138,6 +146,41 @@ def objective(
         return score
     pos, size, ratio, scale = terms[2:]
     return score + float((_ld_terms(pos, size, ratio) @ scale).sum())
+
+
+def refine_small(
+    counts: np.ndarray, values: np.ndarray, weights: np.ndarray, deviation: np.ndarray,
+    where: np.ndarray, free: np.ndarray, ld: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
+    mu: float, rng: np.random.Generator,
+) -> None:
+    """When there are at most PAIR_LIMIT pairs of free patients: the exact pair descent of
+    curation.refine from the polished folds, then from seeded random folds while PAIR_BUDGET
+    pair placements last (at most PAIR_STARTS starts), the lowest polish objective kept; in
+    place."""
+    pairs = len(free) * (len(free) - 1) // 2
+    if ld is None or not len(ld[0]) or not 0 < pairs <= PAIR_LIMIT:
+        return
+    k = deviation.shape[0]
+    terms = _ld_setup(counts, where, k, *ld)
+    if terms is None:
+        return
+    positives, examples, _, _, ratio, scale = terms
+    fixed_deviation = deviation - np.eye(k)[where[free]].T @ values[free]
+    best, budget = None, PAIR_BUDGET
+    for start in range(PAIR_STARTS):
+        if budget <= 0:
+            break
+        trial_where = where.copy()
+        if start:
+            trial_where[free] = rng.integers(0, k, len(free))
+        trial_deviation = fixed_deviation + np.eye(k)[trial_where[free]].T @ values[free]
+        score, tried = pair_descent(positives, examples, values, weights, trial_deviation,
+                                    trial_where, free, ratio, scale, mu, rng, budget)
+        budget -= tried
+        if best is None or score < best[0]:
+            best = (score, trial_where, trial_deviation)
+    where[:] = best[1]
+    deviation[:] = best[2]
 
 
 def improve(
@@ -244,6 +287,7 @@ def polish(
     if terms is None:
         return
     positives, examples, pos, size, ratio, scale = terms
+    classes = similar_classes(np.concatenate([counts[free, :1], positives[free]], axis=1))
     wv2 = 2.0 * values * weights
     own = (wv2 * values).sum(axis=1)
     n_free = len(free)
@@ -270,7 +314,10 @@ def polish(
                 where[p] = b
                 changes += 1
         visit = free[rng.permutation(n_free)[:POLISH_BUDGET]]
-        partners = swap_partners(counts[:, 0], free, visit, rng)
+        partners = np.concatenate([
+            swap_partners(counts[:, 0], free, visit, rng)[:, : SWAP_CANDIDATES - SIMILAR_CANDIDATES],
+            similar_partners(classes, free, visit, SIMILAR_CANDIDATES, rng),
+        ], axis=1)
         for p, q in zip(visit.tolist(), partners, strict=True):
             a, b = where[p], where[q]
             step = values[p] - values[q]
