@@ -26,6 +26,7 @@ SWAP_CANDIDATES = 48  # partners tried per patient in a swap pass
 SIMILAR_CANDIDATES = 24  # of them, in the LD polish, patients like it (curation.refine)
 POLISH_PASSES = 6  # LD polish passes (curation.stratify.polish), at most POLISH_BUDGET visits each
 POLISH_BUDGET = 15_000
+MOVE_CHUNK = 2_048  # patients whose moves are weighed at once (movable)
 POLISH_MU = 1.0  # weight of the squared deviation beside LD in the polish
 SAME_SIZE_SHARE = 0.5  # of them with as many images (swaps that keep fold sizes)
 INCREMENTAL_MU = 0.1  # POLISH_MU when placing new patients beside fixed ones
@@ -271,6 +272,27 @@ def _ld_setup(
     return positives, examples, pos, size, ratio, scale
 
 
+def movable(
+    positives: np.ndarray, examples: np.ndarray, pos: np.ndarray, size: np.ndarray,
+    ratio: np.ndarray, scale: np.ndarray, gain: np.ndarray, own: np.ndarray, where: np.ndarray,
+    free: np.ndarray,
+) -> np.ndarray:
+    """The free patients whose move to some fold lowers the polish objective now (gain: the
+    squared-deviation part of each patient's move into each fold, own: its self term)."""
+    before = _ld_terms(pos, size, ratio) @ scale
+    out = []
+    for start in range(0, len(free), MOVE_CHUNK):
+        chunk = free[start : start + MOVE_CHUNK]
+        c, s, a = positives[chunk][:, None], examples[chunk][:, None], where[chunk]
+        delta = _ld_terms(pos + c, size + s, ratio) @ scale - before
+        delta += (_ld_terms(pos[a] - c[:, 0], size[a] - s[:, 0], ratio) @ scale - before[a])[:, None]
+        g = gain[chunk]
+        delta += g - g[np.arange(len(chunk)), a][:, None] + own[chunk][:, None]
+        delta[np.arange(len(chunk)), a] = 0.0
+        out.append(chunk[(delta < -1e-15).any(axis=1)])
+    return np.concatenate(out) if out else free[:0]
+
+
 def polish(
     counts: np.ndarray, values: np.ndarray, weights: np.ndarray, deviation: np.ndarray,
     where: np.ndarray, free: np.ndarray, rng: np.random.Generator, ld_dims: np.ndarray,
@@ -295,7 +317,9 @@ def polish(
         passes = min(POLISH_PASSES, max(1, POLISH_BUDGET // max(n_free, 1)))
     for _ in range(passes):
         changes = 0
-        for p in free[rng.permutation(n_free)[:POLISH_BUDGET]].tolist():
+        hopeful = movable(positives, examples, pos, size, ratio, scale,
+                          mu * (wv2 @ deviation.T), mu * own, where, free)
+        for p in hopeful[rng.permutation(len(hopeful))[:POLISH_BUDGET]].tolist():
             a, c, s = where[p], positives[p], examples[p]
             before = _ld_terms(pos, size, ratio) @ scale
             added = _ld_terms(pos + c, size + s, ratio) @ scale - before
