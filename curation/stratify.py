@@ -3,9 +3,12 @@
 A greedy pass places patients, rarest dimension first, each in the fold whose deficit it fills
 best; single-patient moves and pairwise swaps then lower the weighted squared deviation of every
 fold's totals from its share; a last polish makes moves and swaps that lower LD itself (Sechidis
-et al. 2011) with the squared deviation as a penalty. New patients beside fixed ones (a grown
-collection) are placed against the whole collection's targets: several seeded tries, each polished
-to convergence with a lighter penalty, the one with the lowest polish objective kept. Pure numpy;
+et al. 2011) with the squared deviation as a penalty: moves of the patients some move helps
+(`movable`), swaps with random partners and with similar ones (curation/refine.py). New patients
+beside fixed ones (a grown collection) are placed against the whole collection's targets: several
+seeded tries, each polished to convergence with a lighter penalty, the one with the lowest polish
+objective kept. When the free patients are few (a small collection, or a small addition), an
+exact descent over pairs of them with seeded restarts follows, full split or not. Pure numpy;
 curation/split.py builds the count vectors.
 """
 

@@ -245,3 +245,37 @@ def test_new_patients_placement_is_deterministic_for_a_seed():
     assert np.array_equal(grown.fold, again.fold)
     assert {pid: assignment(grown)[pid] for pid in previous} == previous
     assert grown.placed == 60 and grown.moved["fold"] == 0
+
+
+def test_adding_patients_never_moves_existing_ones_nor_overlaps_over_random_collections():
+    rng = random.Random(21)
+    for trial in range(12):
+        folds = rng.choice([3, 5, 10])
+        ratios = {3: (1, 1, 1), 5: (60, 20, 20), 10: (60, 20, 20)}[folds]
+        settings = SplitSettings(ratios=ratios, folds=folds, seed=trial)
+        old_count = rng.randint(1, 150)
+        old = random_rows(seed=100 + trial, patients=old_count, max_images=rng.randint(1, 6))
+        new = random_rows(seed=200 + trial, patients=rng.randint(1, 40), max_images=4,
+                          first_id=old_count + 1)
+        previous = assignment(split_rows(old, settings))
+        grown = split_rows([*new, *old], settings, previous)
+        after = assignment(grown)
+        assert {pid: after[pid] for pid in previous} == previous, trial
+        assert grown.moved == {"fold": 0, "partition": 0, "test_to_train": 0, "left_test": 0}
+        assert all(len(p) == 1 for p in image_places(grown).values()), trial
+        assert set(balance_report(grown.view())["patient_overlap"].values()) == {0}, trial
+
+
+def test_adding_ten_percent_new_patients_keeps_ld_within_ten_percent_of_a_rebalance():
+    ratios = []
+    for seed in range(8):
+        old = random_rows(seed=40 + seed, patients=108, max_images=4)
+        new = random_rows(seed=60 + seed, patients=12, max_images=4, first_id=109)
+        settings = SplitSettings(seed=seed)
+        previous = assignment(split_rows(old, settings))
+        grown = split_rows([*old, *new], settings, previous)
+        full = split_rows([*old, *new], settings, previous, rebalance=True)
+        assert grown.moved["fold"] == 0
+        ld_grown = balance_report(grown.view())["ld"]["folds"]
+        ratios.append(ld_grown / balance_report(full.view())["ld"]["folds"])
+    assert np.mean(ratios) <= 1.10, ratios  # single seeds of this small set reach 1.17
