@@ -55,11 +55,34 @@ def test_facts_for_a_panel() -> None:
     assert (doc["view"], doc["modality"], doc["offset"]) == ("Axial", "CT", 4)
 
 
-def test_facts_survives_binary_and_empty_input() -> None:
-    for stdin in (bytes(range(256)) * 100, b""):
+def test_facts_of_empty_input_are_all_null() -> None:
+    result = run("facts", "-", stdin=b"")
+    assert result.exit_code == 0
+    assert json.loads(result.output)["age"] is None
+
+
+def test_facts_refuses_binary_input_with_one_error_line() -> None:
+    png_like = b"\x89PNG\r\n\x1a\n\x00\x00 TB \x00\xff 7f \x00"
+    for stdin in (bytes(range(256)) * 100, png_like):
         result = run("facts", "-", stdin=stdin)
-        assert result.exit_code == 0
-        assert json.loads(result.output)["age"] is None
+        assert result.exit_code == 1
+        assert result.stdout == ""
+        assert result.stderr.strip() == "Error: -: binary input, not text"
+
+
+def test_facts_reads_a_1mb_text() -> None:
+    text = ("A 65-year-old man with COVID-19. " + "Bilateral opacities are seen. " * 36000)
+    result = run("facts", "-", stdin=text.encode())
+    assert result.exit_code == 0
+    assert json.loads(result.output)["age"] == 65
+
+
+def test_facts_panel_must_be_one_letter_and_case_text_needs_it(tmp_path) -> None:
+    assert run("facts", "caption", "--panel", "ZZ").exit_code == 2
+    assert run("facts", "caption", "--panel", "").exit_code == 2
+    case = tmp_path / "case.txt"
+    case.write_text("A 65-year-old man.")
+    assert run("facts", "caption", "--case-text", str(case)).exit_code == 2
 
 
 def test_imagetype_one_json_line_per_file_and_errors_kept_apart(tmp_path) -> None:
@@ -73,6 +96,15 @@ def test_imagetype_one_json_line_per_file_and_errors_kept_apart(tmp_path) -> Non
     assert [line["file"] for line in lines] == [str(good), str(good)]
     assert lines[0]["type"] == "other" and 0 <= lines[0]["score"] <= 1
     assert result.stderr.count("Error:") == 1 and "broken.png" in result.stderr
+
+
+def test_imagetype_reports_a_directory_and_classifies_the_rest(tmp_path) -> None:
+    good = tmp_path / "chart.png"
+    good.write_bytes(chart_png())
+    result = CliRunner().invoke(main, ["imagetype", str(tmp_path), str(good)])
+    assert result.exit_code == 1
+    assert [json.loads(line)["file"] for line in result.stdout.splitlines()] == [str(good)]
+    assert result.stderr.count("Error:") == 1
 
 
 def test_imagetype_needs_a_file() -> None:

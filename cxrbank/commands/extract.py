@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
 import click
 
-from cxrbank.commands.common import EXIT_PARTIAL, emit_json, root_option, say_error
+from cxrbank.commands.common import (
+    EXIT_PARTIAL,
+    CxrbankError,
+    emit_json,
+    root_option,
+    say_error,
+)
 
 
 @click.command("facts")
@@ -27,19 +34,34 @@ def facts_cmd(text: str | None, panel: str | None, case_file, root: Path) -> Non
     """
     from extract.facts import extract_facts, facts_for_panel
 
+    if panel is not None and not re.fullmatch(r"[A-Za-z]", panel):
+        raise click.UsageError(f"--panel takes one letter (A, B, …), not {panel!r}")
+    if case_file is not None and panel is None:
+        raise click.UsageError("--case-text needs --panel")
     if text is None or text == "-":
-        text = sys.stdin.buffer.read().decode("utf-8", errors="replace")
+        text = _text_of(sys.stdin.buffer.read(), "-")
     if panel:
-        case_text = case_file.read().decode("utf-8", errors="replace") if case_file else ""
+        case_text = _text_of(case_file.read(), case_file.name) if case_file else ""
         emit_json(facts_for_panel(text, panel, case_text).to_dict())
         return
     found = extract_facts(text)
     emit_json(found[0].to_dict() if len(found) == 1 else [f.to_dict() for f in found])
 
 
+def _text_of(data: bytes, name: str) -> str:
+    """Bytes read as UTF-8 text; binary input (NULs, or mostly undecodable or control bytes) is
+    refused rather than searched for facts."""
+    head = data[:8192]
+    text = head.decode("utf-8", errors="replace")
+    odd = sum(1 for c in text if c == "\ufffd" or (ord(c) < 32 and c not in "\t\n\r\f"))
+    if b"\x00" in head or odd > 0.05 * max(1, len(text)):
+        raise CxrbankError(f"{name}: binary input, not text")
+    return data.decode("utf-8", errors="replace")
+
+
 @click.command("imagetype")
 @click.argument("files", nargs=-1, required=True,
-                type=click.Path(dir_okay=False, path_type=Path))
+                type=click.Path(path_type=Path))
 @root_option
 def imagetype_cmd(files: tuple[Path, ...], root: Path) -> None:
     """Classify each FILE as X-ray, CT or other: one JSON line per file.
