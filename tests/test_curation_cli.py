@@ -156,6 +156,12 @@ def test_relabel_with_where_and_failures(tmp_path):
     assert run("relabel", "Nothing here", "No Finding", "--root", root).exit_code == 1
     assert run("relabel", "todo", "Martian flu", "--root", root).exit_code == 2
     assert run("relabel", "todo", "No Finding", "--where", "nocolumn=1", "--root", root).exit_code == 2
+    before = collection.read_rows()
+    for blank in ("", "  "):
+        for extra in ((), ("--allow-new",)):
+            result = run("relabel", "Pneumonia/Viral/COVID-19", blank, *extra, "--root", root)
+            assert result.exit_code == 2 and "blank" in result.output
+    assert collection.read_rows() == before
 
 
 def test_apply_drops_a_copy_but_keeps_conflicting_patient_ids_apart(tmp_path):

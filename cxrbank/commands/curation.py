@@ -203,6 +203,8 @@ def relabel_cmd(old: str, new: str, where: tuple[str, ...], allow_new: bool, roo
 
     try:
         conditions = parse_where(list(where))
+        if not new.strip():
+            raise ValueError("NEW is blank: a finding cannot be relabelled to nothing")
         if not allow_new:
             check_new_finding(new)
     except ValueError as exc:
