@@ -18,7 +18,7 @@ LOG_DIR = "logs"
 
 @dataclass
 class ApplyResult:
-    log: Path
+    log: Path | None  # None when there was nothing to apply
     dropped: int = 0
     repointed: int = 0
     rebound: int = 0
@@ -80,12 +80,15 @@ def apply_report(collection: Collection, report: DedupReport) -> ApplyResult:
     all stay), then the dropped files move, so no row ever points at a moved file.
     """
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
-    logs_dir(collection).mkdir(parents=True, exist_ok=True)
     log = logs_dir(collection) / f"dedup-{stamp}.jsonl"
     result = ApplyResult(log=log)
     rows = report.rows
     if [r["filename"] for r in collection.read_rows()] != [r["filename"] for r in rows]:
         raise CollectionError("metadata.csv changed since the duplicates were found; run again")
+    if not report.groups:
+        result.log = None  # nothing to do: no log, so `--undo last` still means the last change
+        return result
+    logs_dir(collection).mkdir(parents=True, exist_ok=True)
     removed_dir = collection.state_dir / REMOVED_DIR / stamp
     drops: dict[int, dict] = {}
     renames: dict[str, str] = {}
@@ -120,18 +123,28 @@ def apply_report(collection: Collection, report: DedupReport) -> ApplyResult:
             result.repointed += 1
         kept.append(row)
     collection.write_rows(kept)
-    removed_dir.mkdir(parents=True, exist_ok=True)
+    _move_and_rebind(collection, log, list(drops.values()), renames, result)
+    return result
+
+
+def _move_and_rebind(collection: Collection, log: Path, drops: list[dict],
+                     renames: dict[str, str], result: ApplyResult) -> None:
+    """The steps after the rows are rewritten: files aside, removed hashes, patient keys bound
+    to the kept id, then "done". Each is safe to repeat, so an interrupted apply can finish."""
     with contextlib.closing(collection.state()) as db:
-        for entry in drops.values():
-            source = collection.root / entry["file"]
-            if source.exists():
-                os.replace(source, collection.root / entry["moved_to"])
-            sha = entry["row"].get("sha256") or _sha(collection.root / entry["moved_to"])
+        for entry in drops:
+            source, moved = collection.root / entry["file"], collection.root / entry["moved_to"]
+            if source.exists() and not moved.exists():
+                moved.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(source, moved)
+            sha = entry["row"].get("sha256") or (_sha(moved) if moved.exists() else "")
             entry["sha256"] = sha
-            db.execute(
-                "INSERT OR REPLACE INTO removed (sha256, filename, reason, at) VALUES (?,?,?,?)",
-                (sha, entry["row"]["filename"], f"duplicate of {entry['keep']}", _now()),
-            )
+            if sha:
+                db.execute(
+                    "INSERT OR REPLACE INTO removed (sha256, filename, reason, at) "
+                    "VALUES (?,?,?,?)",
+                    (sha, entry["row"]["filename"], f"duplicate of {entry['keep']}", _now()),
+                )
             _append(log, {"op": "removed", "filename": entry["row"]["filename"], "sha256": sha})
             result.dropped += 1
         for old, new in renames.items():
@@ -141,7 +154,31 @@ def apply_report(collection: Collection, report: DedupReport) -> ApplyResult:
                 collection.bind_patient(key, new)
                 result.rebound += 1
     _append(log, {"op": "done", "at": _now()})
-    return result
+
+
+def finish_interrupted(collection: Collection) -> list[str]:
+    """Bring every interrupted `dedup --apply` (a log with no "done") to an end; call under
+    `collection.lock()`. Where the rows were already rewritten, the files still in images/ are
+    moved aside and the ids merged; where they were not, nothing had changed and the log is
+    closed as undone. Returns one line per log handled."""
+    done = []
+    for log in sorted(logs_dir(collection).glob("dedup-*.jsonl")):
+        entries = read_log(log)
+        if not entries or any(e.get("op") in ("done", "undone") for e in entries):
+            continue
+        drops = [e for e in entries if e.get("op") == "drop"]
+        present = {r["filename"] for r in collection.read_rows()}
+        if any(e["row"]["filename"] in present for e in drops):
+            _append(log, {"op": "undone", "at": _now(), "restored": 0,
+                          "why": "interrupted before its rows were written"})
+            done.append(f"{log.name}: interrupted before any change; closed")
+            continue
+        renames = {e["from"]: e["to"] for e in entries if e.get("op") == "repoint"}
+        result = ApplyResult(log=log)
+        _move_and_rebind(collection, log, drops, renames, result)
+        done.append(f"{log.name}: interrupted apply finished ({result.dropped} files moved "
+                    "aside)")
+    return done
 
 
 def _sha(path: Path) -> str:

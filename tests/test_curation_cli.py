@@ -173,3 +173,55 @@ def test_apply_drops_a_copy_but_keeps_conflicting_patient_ids_apart(tmp_path):
     kept = {r["filename"]: r["patientid"] for r in collection.read_rows()}
     assert "twin-b.png" not in kept and kept["twin-a.png"] == "5"
     assert "8" not in kept.values()
+
+
+def _files(collection: Collection) -> set[str]:
+    return {p.name for p in collection.images_dir.iterdir()}
+
+
+def test_apply_interrupted_while_moving_files_is_finished_by_the_next_apply(tmp_path, monkeypatch):
+    import curation.dedup_apply as dedup_apply
+    from curation.dedup import find_duplicates
+
+    collection = build(tmp_path)
+    before = collection.metadata_path.read_bytes()
+
+    def interrupted(path):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(dedup_apply, "_sha", interrupted)
+        with contextlib.suppress(KeyboardInterrupt), collection.lock():
+            dedup_apply.apply_report(collection, find_duplicates(collection))
+    rows = {r["filename"] for r in collection.read_rows()}
+    assert rows < _files(collection)  # rows gone, a file not yet moved aside
+    result = run("dedup", "--apply", "--root", str(collection.root))
+    assert result.exit_code == 0, result.output
+    assert "interrupted apply finished" in result.output
+    assert "applied: nothing to do" in result.output
+    assert _files(collection) == rows
+    assert len(list(collection.state_dir.joinpath("logs").glob("dedup-*.jsonl"))) == 1
+    assert run("dedup", "--undo", "last", "--root", str(collection.root)).exit_code == 0
+    assert collection.metadata_path.read_bytes() == before
+
+
+def test_apply_interrupted_before_rows_were_written_is_closed_and_redone(tmp_path, monkeypatch):
+    import curation.dedup_apply as dedup_apply
+    from curation.dedup import find_duplicates
+
+    collection = build(tmp_path)
+    before = collection.metadata_path.read_bytes()
+
+    def interrupted(rows):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(collection, "write_rows", interrupted)
+        with contextlib.suppress(KeyboardInterrupt), collection.lock():
+            dedup_apply.apply_report(collection, find_duplicates(collection))
+    assert collection.metadata_path.read_bytes() == before
+    result = run("dedup", "--apply", "--root", str(collection.root))
+    assert "interrupted before any change" in result.output
+    assert len(collection.read_rows()) == 4
+    assert run("dedup", "--undo", "last", "--root", str(collection.root)).exit_code == 0
+    assert collection.metadata_path.read_bytes() == before

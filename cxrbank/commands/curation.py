@@ -14,6 +14,7 @@ from cxrbank.commands.common import (
     is_terminal,
     json_option,
     root_option,
+    say,
     say_error,
 )
 
@@ -76,7 +77,7 @@ def dedup_cmd(apply_: bool, undo: str | None, root: Path, as_json: bool) -> None
     A group spanning patient ids is an alias (merged on --apply) or conflicting (reported).
     --apply logs every step to .cxrbank/logs/dedup-*.jsonl; --undo LOG reverses it.
     """
-    from curation.dedup_apply import apply_report, latest_log, undo_log
+    from curation.dedup_apply import apply_report, finish_interrupted, latest_log, undo_log
 
     if apply_ and undo:
         raise click.UsageError("--apply and --undo cannot be combined")
@@ -104,6 +105,8 @@ def dedup_cmd(apply_: bool, undo: str | None, root: Path, as_json: bool) -> None
     try:
         if apply_:
             with collection.lock():
+                for line in finish_interrupted(collection):
+                    say(line)
                 report = _find(collection, as_json)
                 applied = apply_report(collection, report)
         else:
@@ -119,7 +122,7 @@ def dedup_cmd(apply_: bool, undo: str | None, root: Path, as_json: bool) -> None
             "hashed": report.hashed,
         }
         if applied:
-            out["applied"] = {"log": str(applied.log), "dropped": applied.dropped,
+            out["applied"] = {"log": applied.log and str(applied.log), "dropped": applied.dropped,
                               "repointed": applied.repointed, "rebound": applied.rebound,
                               "ids_to_review": applied.conflicts}
         emit_json(out)
@@ -146,7 +149,9 @@ def _print_report(report, applied) -> None:
     dropped = sum(len(g.drop) for g in report.groups)
     click.echo(f"{len(report.groups)} duplicate groups, {dropped} rows to drop,"
                f" {len(report.held_apart)} pairs held apart ({report.hashed} images hashed)")
-    if applied:
+    if applied and applied.log is None:
+        click.echo("applied: nothing to do")
+    elif applied:
         for name in applied.conflicts:
             click.echo(f"patient ids not merged (they conflict; review): the group of {name}")
         click.echo(f"applied: {applied.dropped} rows removed, {applied.repointed} rows re-pointed"
