@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from cxrbank.collection import IMAGES, METADATA, Collection, Row
+from cxrbank.collection import IMAGES, METADATA, Collection, Row, read_csv_values
 from cxrbank.schema import (
     COLUMNS,
     CT_VIEWS,
@@ -56,7 +56,7 @@ Check = Callable[[Collection, list[Row], Policy], Iterable[Problem]]
 
 
 def check_header(collection: Collection, rows: list[Row], policy: Policy) -> Iterator[Problem]:
-    header = collection.header()
+    header, records = read_csv_values(collection.metadata_path)
     if not header:
         yield Problem(ERROR, 0, "", "empty file: no header")
         return
@@ -65,11 +65,17 @@ def check_header(collection: Collection, rows: list[Row], policy: Policy) -> Ite
         detail = f"missing {', '.join(missing)}" if missing else "columns out of upstream order"
         yield Problem(ERROR, 0, "", f"header is not upstream's 29 columns first: {detail}")
     for column in COLUMNS:
-        if column not in header:
+        if column not in header and column not in UPSTREAM_COLUMNS:
             yield Problem(WARNING, 0, column, "provenance column missing")
     for column in header:
         if column == "" or column.startswith("Unnamed"):
             yield Problem(ERROR, 0, column, "empty column name (a trailing comma?)")
+    for number, values in enumerate(records, 1):
+        if len(values) > len(header):
+            yield Problem(ERROR, number, "",
+                          f"{len(values)} values but the header has {len(header)} columns;"
+                          f" the extra ones ({', '.join(map(repr, values[len(header):][:3]))})"
+                          " would be lost")
 
 
 def check_values(collection: Collection, rows: list[Row], policy: Policy) -> Iterator[Problem]:

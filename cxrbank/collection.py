@@ -16,6 +16,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import click
+
 from cxrbank.schema import COLUMNS, blank_row
 
 METADATA = "metadata.csv"
@@ -39,6 +41,12 @@ _IMAGE_MAGIC: tuple[tuple[bytes, str], ...] = (
 
 class CollectionError(Exception):
     """A collection cannot be read or written as asked."""
+
+
+class MetadataError(CollectionError, click.ClickException):
+    """A metadata.csv that cannot be read (not UTF-8, not CSV). A click exception as well, so
+    that every command, whether it catches CollectionError or not, ends with one `Error:` line
+    and exit 1, never a traceback."""
 
 
 def sniff_image_extension(data: bytes) -> str | None:
@@ -124,20 +132,39 @@ def rows_to_csv(rows: Iterable[Row], columns: Iterable[str] = COLUMNS) -> bytes:
     return buffer.getvalue().encode("utf-8")
 
 
+CSV_FIELD_LIMIT = 16 * 1024 * 1024  # characters in one metadata.csv value (csv's default: 131,072)
+
+
+def read_csv_values(path: Path) -> tuple[list[str], list[list[str]]]:
+    """The header and the non-empty records of a CSV file as lists of values, as written.
+
+    MetadataError (one line: file, line, what) when the file is not UTF-8 or not CSV."""
+    data = path.read_bytes()
+    bom = 3 if data.startswith(b"\xef\xbb\xbf") else 0
+    try:
+        text = data[bom:].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        offset = bom + exc.start
+        line = data.count(b"\n", 0, offset) + 1
+        raise MetadataError(f"{path}: not UTF-8 (byte 0x{data[offset]:02x} at offset {offset},"
+                            f" line {line}); re-save it as UTF-8") from None
+    csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_LIMIT))
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader, [])
+        records = [values for values in reader if values]
+    except csv.Error as exc:
+        raise MetadataError(f"{path}: line {reader.line_num}: not readable as CSV ({exc})") from None
+    return header, records
+
+
 def read_csv_rows(path: Path) -> tuple[list[str], list[Row]]:
     """The header and rows of a CSV file, every value a string ("" when blank)."""
-    with open(path, encoding="utf-8-sig", newline="") as handle:
-        reader = csv.reader(handle)
-        try:
-            header = next(reader)
-        except StopIteration:
-            return [], []
-        rows = []
-        for values in reader:
-            if not values:
-                continue
-            values = values + [""] * (len(header) - len(values))
-            rows.append({h: (v if v is not None else "") for h, v in zip(header, values, strict=False)})
+    header, records = read_csv_values(path)
+    rows = []
+    for values in records:
+        values = values + [""] * (len(header) - len(values))
+        rows.append(dict(zip(header, values, strict=False)))
     return header, rows
 
 
