@@ -8,7 +8,14 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from cxrbank.collection import IMAGES, METADATA, Collection, Row, read_csv_values
+from cxrbank.collection import (
+    IMAGES,
+    METADATA,
+    Collection,
+    Row,
+    file_sha256,
+    read_csv_values,
+)
 from cxrbank.schema import (
     COLUMNS,
     CT_VIEWS,
@@ -135,11 +142,20 @@ def check_files(collection: Collection, rows: list[Row], policy: Policy) -> Iter
             yield Problem(ERROR, number, "filename", f"{filename} also used by row {seen[filename]}")
         seen.setdefault(filename, number)
         path = collection.image_path(row)
+        where = f"{row['folder'] or IMAGES}/{filename}"
+        if not inside(collection, path):
+            yield Problem(ERROR, number, "folder", f"{where} resolves outside the collection")
+            continue
         referenced.add(path.resolve())
         if not path.is_file():
-            yield Problem(ERROR, number, "filename", f"file missing: {row['folder'] or IMAGES}/{filename}")
+            yield Problem(ERROR, number, "filename", f"file missing: {where}")
+        else:
+            yield from check_image_file(path, row, number, where)
         if row["volume"]:
             volume = collection.root / row["volume"]
+            if not inside(collection, volume):
+                yield Problem(ERROR, number, "volume", f"{row['volume']} resolves outside the collection")
+                continue
             referenced.add(volume.resolve())
             if not volume.is_file():
                 yield Problem(ERROR, number, "volume", f"file missing: {row['volume']}")
@@ -150,6 +166,27 @@ def check_files(collection: Collection, rows: list[Row], policy: Policy) -> Iter
             if path.is_file() and not path.name.startswith(".") and path.resolve() not in referenced:
                 yield Problem(ERROR, 0, "filename",
                               f"{folder.name}/{path.name} is not referenced by any row")
+
+
+def inside(collection: Collection, path: Path) -> bool:
+    """Whether a path, symlinks followed, lies inside the collection folder."""
+    return path.resolve().is_relative_to(collection.root.resolve())
+
+
+def check_image_file(path: Path, row: Row, number: int, where: str) -> Iterator[Problem]:
+    """An image file's bytes: not empty, the row's sha256, a header PIL can read (not decoded)."""
+    from PIL import Image, UnidentifiedImageError  # noqa: PLC0415
+
+    if path.stat().st_size == 0:
+        yield Problem(ERROR, number, "filename", f"{where} is empty (0 bytes)")
+        return
+    if row["sha256"] and file_sha256(path) != row["sha256"].strip().lower():
+        yield Problem(ERROR, number, "sha256", f"{where} does not match the row's sha256 (file changed)")
+    try:
+        with Image.open(path):
+            pass
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        yield Problem(ERROR, number, "filename", f"{where} is not a readable image ({exc})")
 
 
 def check_patients(collection: Collection, rows: list[Row], policy: Policy) -> Iterator[Problem]:
