@@ -47,10 +47,50 @@ def release_dir(collection: Collection, version: str) -> Path:
 
 def list_releases(collection: Collection) -> list[dict[str, Any]]:
     """Every release's manifest, oldest first."""
-    manifests = []
-    for path in (collection.root / RELEASES).glob("*/manifest.json"):
-        manifests.append(json.loads(path.read_text()))
+    manifests = [read_manifest(collection, path)
+                 for path in (collection.root / RELEASES).glob("*/manifest.json")]
     return sorted(manifests, key=lambda m: (m["created"], m["version"]))
+
+
+def read_manifest(collection: Collection, path: Path) -> dict[str, Any]:
+    """A release's manifest.json, or ReleaseError naming the file when it is damaged."""
+    name = path.relative_to(collection.root) if path.is_relative_to(collection.root) else path
+    try:
+        manifest = json.loads(path.read_bytes())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ReleaseError(f"{name}: not valid JSON ({exc}); restore it from the release's"
+                           " copy or tag") from None
+    except OSError as exc:
+        raise ReleaseError(f"{name}: cannot be read ({exc.strerror or exc})") from None
+    keys = ("version", "created", "files")
+    if not isinstance(manifest, dict) or any(k not in manifest for k in keys) \
+            or not isinstance(manifest["files"], list):
+        raise ReleaseError(f"{name}: not a release manifest (needs {', '.join(keys)})")
+    return manifest
+
+
+def check_split_current(collection: Collection, rows: list[Row]) -> None:
+    """ReleaseError when splits/partition.tsv leaves rows out (rows added after `cxrbank split`)."""
+    partition = collection.root / "splits" / "partition.tsv"
+    if not partition.is_file():
+        return
+    try:
+        split_rows = read_csv_rows_tsv(partition)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ReleaseError(f"splits/partition.tsv: cannot be read ({exc})") from None
+    placed = {row.get("filename", "") for row in split_rows}
+    missing = [row["filename"] for row in rows if row["filename"] not in placed]
+    if missing:
+        raise ReleaseError(f"{len(missing)} of {len(rows)} rows are not in splits/partition.tsv"
+                           f" (first: {missing[0]}): run `cxrbank split` first")
+
+
+def read_csv_rows_tsv(path: Path) -> list[Row]:
+    """The rows of a tab-separated file with a header."""
+    import csv  # noqa: PLC0415
+
+    with open(path, encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle, delimiter="\t"))
 
 
 def release_rows(collection: Collection, version: str) -> list[Row]:
@@ -147,6 +187,11 @@ def make_release(collection: Collection, version: str, notes: str = "") -> dict[
     old_rows = release_rows(collection, previous_version) if previous_version else []
     with collection.lock():
         rows = collection.read_rows()
+        check_split_current(collection, rows)
+        root = collection.root.resolve()
+        outside = [p for p in _tracked_files(collection, rows) if not p.resolve().is_relative_to(root)]
+        if outside:
+            raise ReleaseError(f"{outside[0]} lies outside the collection; run `cxrbank validate`")
         files = [{"path": str(p.relative_to(collection.root)), "sha256": file_sha256(p),
                   "size": p.stat().st_size} for p in _tracked_files(collection, rows)]
         staging = target.with_name(f".{version}.partial")
@@ -181,11 +226,14 @@ def verify_release(collection: Collection, version: str) -> Verification:
     path = release_dir(collection, version) / "manifest.json"
     if not path.is_file():
         raise ReleaseError(f"release {version} has no manifest ({path})")
-    manifest = json.loads(path.read_text())
+    manifest = read_manifest(collection, path)
     result = Verification(version)
     for entry in manifest["files"]:
-        target = collection.root / entry["path"]
         result.checked += 1
+        if not isinstance(entry, dict) or not {"path", "sha256", "size"} <= entry.keys():
+            result.problems.append(f"manifest entry {result.checked}: not a file entry")
+            continue
+        target = collection.root / entry["path"]
         if entry["path"] in FROZEN:
             target = path.parent / Path(entry["path"]).name  # the frozen copy, not today's file
         if not target.is_file():

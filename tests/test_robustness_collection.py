@@ -8,7 +8,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from cxrbank.cli import main
-from cxrbank.collection import Collection, read_csv_rows
+from cxrbank.collection import Collection, read_csv_rows, rows_to_csv
 from tests.fixtures.upstream import make_upstream_checkout
 
 
@@ -101,3 +101,96 @@ def test_extra_values_and_short_header_are_reported_plainly(tmp_path: Path) -> N
     missing = {p["column"] for p in report["problems"] if "provenance column missing" in p["message"]}
     assert "in_icu" not in missing and "sha256" in missing
     assert any("missing in_icu" in p["message"] for p in report["problems"])
+
+
+def licensed(tmp_path: Path) -> Collection:
+    collection = imported(tmp_path)
+    with collection.editing() as rows:
+        for row in rows:
+            row["license"] = row["license"] or "CC BY 4.0"
+    return collection
+
+
+def validate_errors(collection: Collection) -> list[str]:
+    result = run("validate", "--root", str(collection.root), "--json")
+    return [f"{p['row']} {p['column']} {p['message']}" for p in json.loads(result.stdout)["problems"]
+            if p["level"] == "error"]
+
+
+def set_row(collection: Collection, index: int, **values: str) -> None:
+    rows = collection.read_rows()
+    rows[index].update(values)
+    with collection.lock():
+        collection.metadata_path.write_bytes(rows_to_csv(rows))  # no file checks: hostile rows
+
+
+def test_rows_pointing_outside_the_collection_fail_validate_and_release(tmp_path: Path) -> None:
+    collection = licensed(tmp_path)
+    assert validate_errors(collection) == []
+    other = tmp_path / "other" / "images"
+    other.mkdir(parents=True)
+    name = collection.read_rows()[1]["filename"]
+    (collection.images_dir / name).rename(other / name)
+    set_row(collection, 0, folder="/etc", filename="hostname")
+    set_row(collection, 1, folder="../other/images")
+    errors = validate_errors(collection)
+    assert "1 folder /etc/hostname resolves outside the collection" in errors
+    assert f"2 folder ../other/images/{name} resolves outside the collection" in errors
+    result = run("release", "v1", "--root", str(collection.root))
+    assert_one_error(result, "validation errors")
+    assert not (collection.root / "releases" / "v1").exists()
+
+
+def test_a_symlink_escaping_the_collection_is_an_error(tmp_path: Path) -> None:
+    collection = licensed(tmp_path)
+    row = collection.read_rows()[2]
+    outside = tmp_path / "secret.jpg"
+    (collection.images_dir / row["filename"]).rename(outside)
+    (collection.images_dir / row["filename"]).symlink_to(outside)
+    errors = validate_errors(collection)
+    assert f"3 folder images/{row['filename']} resolves outside the collection" in errors
+
+
+def test_damaged_images_fail_validate_and_release(tmp_path: Path) -> None:
+    collection = licensed(tmp_path)
+    rows = collection.read_rows()
+    (collection.images_dir / rows[0]["filename"]).write_bytes(b"garbage, not an image")
+    (collection.images_dir / rows[1]["filename"]).write_bytes(b"")
+    with open(collection.images_dir / rows[2]["filename"], "ab") as handle:
+        handle.write(b"\x00")
+    errors = validate_errors(collection)
+    assert any(e.startswith("1 sha256 images/") for e in errors)
+    assert any(e.startswith("1 filename images/") and "not a readable image" in e for e in errors)
+    assert f"2 filename images/{rows[1]['filename']} is empty (0 bytes)" in errors
+    assert any(e.startswith("3 sha256 images/") and "does not match" in e for e in errors)
+    assert not any(e.startswith("3 filename") for e in errors)  # one byte more still opens
+    result = run("release", "v1", "--root", str(collection.root))
+    assert_one_error(result, "validation errors")
+
+
+def test_a_corrupt_manifest_is_one_error_line_for_verify_and_the_next_release(tmp_path: Path) -> None:
+    collection = licensed(tmp_path)
+    assert run("release", "v0.1", "--root", str(collection.root)).exit_code == 0
+    (collection.root / "releases" / "v0.1" / "manifest.json").write_text("{bad\n")
+    result = run("release", "v0.1", "--verify", "--root", str(collection.root))
+    assert_one_error(result, "releases/v0.1/manifest.json: not valid JSON")
+    result = run("release", "v0.3", "--root", str(collection.root))
+    assert_one_error(result, "releases/v0.1/manifest.json: not valid JSON")
+    assert not (collection.root / "releases" / "v0.3").exists()
+
+
+def test_release_refuses_a_split_that_misses_rows(tmp_path: Path) -> None:
+    collection = licensed(tmp_path)
+    rows = collection.read_rows()
+    (collection.root / "splits").mkdir()
+    lines = ["filename\tpatientid\tpartition\tfold"]
+    lines += [f"{r['filename']}\t{r['patientid']}\ttrain\t0" for r in rows[:-2]]
+    (collection.root / "splits" / "partition.tsv").write_text("\n".join(lines) + "\n")
+    result = run("release", "v0.2", "--root", str(collection.root))
+    assert_one_error(result, f"2 of {len(rows)} rows are not in splits/partition.tsv",
+                     "run `cxrbank split` first")
+    assert not (collection.root / "releases" / "v0.2").exists()
+    lines += [f"{r['filename']}\t{r['patientid']}\ttest\t1" for r in rows[-2:]]
+    (collection.root / "splits" / "partition.tsv").write_text("\n".join(lines) + "\n")
+    result = run("release", "v0.2", "--root", str(collection.root))
+    assert result.exit_code == 0, result.output
