@@ -129,8 +129,6 @@ def import_upstream(
     collection (same filename) are left as they are. Rows whose image file is missing are
     reported and not imported, since a row never points at a missing file.
     """
-    from PIL import Image
-
     metadata = src / "metadata.csv"
     if not metadata.is_file():
         raise UpstreamError(f"{src}: no metadata.csv (not a covid-chestxray-dataset checkout)")
@@ -139,6 +137,7 @@ def import_upstream(
     if missing:
         raise UpstreamError(f"{metadata}: not upstream's layout (missing {', '.join(missing)})")
     report = ImportReport()
+    first_row: dict[str, int] = {}
     dropped = [h for h in header if h == "" or h.startswith("Unnamed")]
     if dropped:
         report.problems.append(f"header: dropped {len(dropped)} empty column(s) (trailing comma)")
@@ -148,35 +147,25 @@ def import_upstream(
         existing = collection.read_rows()
         present = {row["filename"] for row in existing}
         collection.images_dir.mkdir(parents=True, exist_ok=True)
-        for number, source in enumerate(source_rows, 1):
-            if progress:
-                progress(number, len(source_rows))
-            row = map_upstream_row(source, number, report)
-            filename = row["filename"]
-            if not filename or "/" in filename or "\\" in filename or filename.startswith("."):
-                report.problems.append(f"row {number}: filename {filename!r} is not a plain file name; not imported")
-                continue
-            if filename in present:
-                report.already_present += 1
-                continue
-            image = src / (source.get("folder") or IMAGES) / filename
-            if not image.is_file():
-                report.problems.append(f"row {number}: image {image.relative_to(src)} is missing; not imported")
-                continue
-            data = image.read_bytes()
-            try:
-                with Image.open(image) as opened:
-                    width, height = opened.size
-            except Exception as exc:
-                report.problems.append(f"row {number}: {filename} is not a readable image ({exc}); not imported")
-                continue
-            _copy_or_link(image, collection.images_dir / filename, link)
-            row.update(folder=IMAGES, sha256=hashlib.sha256(data).hexdigest(),
-                       width=str(width), height=str(height))
-            new_rows.append(row)
-            present.add(filename)
-        if new_rows:
-            collection.write_rows(existing + new_rows)
+        copied: list[Path] = []
+        try:
+            for number, source in enumerate(source_rows, 1):
+                if progress:
+                    progress(number, len(source_rows))
+                row = _import_row(src, source, number, report, present, first_row)
+                if row is None:
+                    continue
+                target = collection.images_dir / row["filename"]
+                _copy_or_link(src / (source.get("folder") or IMAGES) / row["filename"], target, link)
+                copied.append(target)
+                new_rows.append(row)
+                present.add(row["filename"])
+            if new_rows:
+                collection.write_rows(existing + new_rows)
+        except BaseException:
+            for path in copied:  # files never without their rows
+                path.unlink(missing_ok=True)
+            raise
     for row in new_rows:
         if row["patientid"]:
             collection.bind_patient(f"upstream:{row['patientid']}", row["patientid"])
@@ -185,6 +174,47 @@ def import_upstream(
             _bind_first(collection, f"radiopaedia:{rid}", row["patientid"])
     report.imported = len(new_rows)
     return report
+
+
+def _import_row(src: Path, source: Row, number: int, report: ImportReport, present: set[str],
+                first_row: dict[str, int]) -> Row | None:
+    """One source row mapped, with its image's sha256 and size, or None (said in `report`).
+
+    What is reported depends on the checkout only, so a second run reports the same rows."""
+    from PIL import Image
+
+    row = map_upstream_row(source, number, report)
+    filename = row["filename"]
+    if not filename or "/" in filename or "\\" in filename or filename.startswith("."):
+        report.problems.append(f"row {number}: filename {filename!r} is not a plain file name; not imported")
+        return None
+    if filename in first_row:
+        report.problems.append(f"row {number}: filename {filename} is also used by row"
+                               f" {first_row[filename]}; not imported")
+        return None
+    first_row[filename] = number
+    if filename in present:
+        report.already_present += 1
+        return None
+    folder = source.get("folder") or IMAGES
+    image = src / folder / filename
+    where = f"{folder}/{filename}"
+    if not image.resolve().is_relative_to(src.resolve()):
+        report.problems.append(f"row {number}: image {where} lies outside the checkout; not imported")
+        return None
+    if not image.is_file():
+        report.problems.append(f"row {number}: image {where} is missing; not imported")
+        return None
+    data = image.read_bytes()
+    try:
+        with Image.open(image) as opened:
+            width, height = opened.size
+    except Exception as exc:
+        report.problems.append(f"row {number}: {filename} is not a readable image ({exc}); not imported")
+        return None
+    row.update(folder=IMAGES, sha256=hashlib.sha256(data).hexdigest(),
+               width=str(width), height=str(height))
+    return row
 
 
 def _bind_first(collection: Collection, key: str, patientid: str) -> None:

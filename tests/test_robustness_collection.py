@@ -194,3 +194,50 @@ def test_release_refuses_a_split_that_misses_rows(tmp_path: Path) -> None:
     (collection.root / "splits" / "partition.tsv").write_text("\n".join(lines) + "\n")
     result = run("release", "v0.2", "--root", str(collection.root))
     assert result.exit_code == 0, result.output
+
+
+def hostile_checkout(tmp_path: Path) -> Path:
+    """An upstream checkout with a row outside it, and a filename used twice (first one missing)."""
+    import csv  # noqa: PLC0415
+
+    src = make_upstream_checkout(tmp_path / "src", "newest")
+    with open(src / "metadata.csv", encoding="utf-8", newline="") as handle:
+        reader = csv.DictReader(handle)
+        header, rows = list(reader.fieldnames or []), list(reader)
+    escaping = {**rows[0], "folder": "/etc", "filename": "folderx.jpg"}
+    (tmp_path / "folderx.jpg").write_bytes((src / "images" / rows[0]["filename"]).read_bytes())
+    twice = {**rows[1], "folder": "elsewhere"}  # same filename as rows[1], image not there
+    rows = [rows[0], twice, *rows[1:4], escaping, *rows[4:]]
+    escaping["folder"] = str(tmp_path)
+    with open(src / "metadata.csv", "w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=header)
+        writer.writeheader()
+        writer.writerows(rows)
+    return src
+
+
+def test_import_reports_rows_outside_the_checkout_and_imports_the_rest(tmp_path: Path) -> None:
+    src = hostile_checkout(tmp_path)
+    root = tmp_path / "c"
+    result = run("import", str(src), "--root", str(root))
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    assert "row 6: image " in result.output and "folderx.jpg lies outside the checkout; not imported" \
+        in result.output
+    assert "row 2: image elsewhere/" in result.output
+    assert "row 3: filename" in result.output and "also used by row 2; not imported" in result.output
+    rows = Collection.open(root).read_rows()
+    assert len(rows) == 7 and "folderx.jpg" not in {r["filename"] for r in rows}
+    assert sorted(p.name for p in (root / "images").iterdir()) == sorted(r["filename"] for r in rows)
+    assert run("validate", "--root", str(root)).exit_code == 0
+
+
+def test_a_second_identical_import_reports_the_same_rows_and_exit_status(tmp_path: Path) -> None:
+    src = hostile_checkout(tmp_path)
+    root = tmp_path / "c"
+    first = run("import", str(src), "--root", str(root))
+    second = run("import", str(src), "--root", str(root))
+    assert first.exit_code == second.exit_code == 1
+    problems = [line for line in first.output.splitlines() if line.startswith("row ") and "not imported" in line]
+    assert problems and all(line in second.output for line in problems)
+    assert "(7 already present, 3 not imported)" in second.output
