@@ -56,8 +56,9 @@ def normalize_doi(text: str) -> str:
     value = (text or "").strip()
     value = re.sub(r"^(?:doi:\s*|https?://(?:dx\.)?doi\.org/)", "", value, flags=re.IGNORECASE)
     value = value.strip().rstrip(".,;").lower()
-    if not DOI_RE.match(value) or len(value) > 300:
-        raise ValueError(f"not a DOI: {text!r}")
+    if (not DOI_RE.match(value) or len(value) > 300 or not value.isprintable()
+            or any(part in (".", "..") for part in value.split("/"))):
+        raise ValueError(f"not a DOI: {text!r}")  # control characters, ./.. path segments
     return value
 
 
@@ -141,27 +142,32 @@ def europepmc_figure_url(base: str, pmcid: str, href: str) -> str:
     return f"{base}/{pmcid}/bin/{quote(href)}.jpg"
 
 
+def doi_path(doi: str) -> str:
+    """A normalised DOI as a URL path: percent-encoded, `/` and `()` kept as Crossref expects."""
+    return quote(doi, safe="/()")
+
+
 def unpaywall_url(base: str, doi: str, email: str) -> str:
-    return f"{base}/{quote(doi, safe='/()')}?{urlencode({'email': email})}"
+    return f"{base}/{doi_path(doi)}?{urlencode({'email': email})}"
 
 
 def crossref_url(base: str, doi: str, email: str) -> str:
-    return f"{base}/works/{quote(doi, safe='/()')}?{urlencode({'mailto': email})}"
+    return f"{base}/works/{doi_path(doi)}?{urlencode({'mailto': email})}"
 
 
 def openalex_url(base: str, doi: str, api_key: str) -> str:
-    return f"{base}/works/doi:{quote(doi, safe='/()')}?{urlencode({'api_key': api_key})}"
+    return f"{base}/works/doi:{doi_path(doi)}?{urlencode({'api_key': api_key})}"
 
 
 def biorxiv_urls(base: str, doi: str) -> list[str]:
     """bioRxiv/medRxiv details lookups, only for preprint DOI prefixes."""
     if not doi.startswith(PREPRINT_PREFIXES):
         return []
-    return [f"{base}/details/{server}/{doi}/na/json" for server in ("biorxiv", "medrxiv")]
+    return [f"{base}/details/{server}/{doi_path(doi)}/na/json" for server in ("biorxiv", "medrxiv")]
 
 
 def doi_landing_url(base: str, doi: str) -> str:
-    return f"{base}/{quote(doi, safe='/()')}"
+    return f"{base}/{doi_path(doi)}"
 
 
 # -- response parsers -----------------------------------------------------------------------

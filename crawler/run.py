@@ -7,6 +7,7 @@ scripts), so each crawl gets a fresh child process; its summary comes back over 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import multiprocessing
 import sys
 import threading
@@ -31,6 +32,27 @@ def _json_safe(value: Any) -> Any:
     return str(value)
 
 
+# Scrapy's loggers that report each failed download (with a traceback) at ERROR: the spider
+# already turns those failures into one line per paper, so the terminal gets that line only.
+DOWNLOAD_ERROR_LOGGERS = ("scrapy.downloadermiddlewares.retry",
+                          "scrapy.downloadermiddlewares.robotstxt")
+
+
+def _as_debug(record: logging.LogRecord) -> bool:
+    """Log filter: report the record at DEBUG (shown only when LOG_LEVEL is DEBUG)."""
+    if record.levelno > logging.DEBUG:
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+    return True
+
+
+def quiet_download_errors() -> None:
+    """Demote Scrapy's per-download error reports to DEBUG (idempotent)."""
+    for name in DOWNLOAD_ERROR_LOGGERS:
+        logger = logging.getLogger(name)
+        if _as_debug not in logger.filters:
+            logger.addFilter(_as_debug)
+
+
 def crawl_in_this_process(spider_cls: type, settings: dict[str, Any], **kwargs: Any) -> dict:
     """Run the crawl here (installs the reactor: once per process). Returns the summary.
 
@@ -41,6 +63,7 @@ def crawl_in_this_process(spider_cls: type, settings: dict[str, Any], **kwargs: 
     from scrapy.crawler import AsyncCrawlerProcess
 
     process = AsyncCrawlerProcess(settings)
+    quiet_download_errors()
     crawler = process.create_crawler(spider_cls)
     errors: list[str] = []
 

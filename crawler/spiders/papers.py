@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 import scrapy
+from scrapy.exceptions import IgnoreRequest
 
 from crawler import resolve
 from crawler.paper_rows import (
@@ -39,6 +42,43 @@ class FetchFailed(Exception):
     def broken(self) -> bool:
         """A failure worth an error (not just "not there"): refused, network, 429, 5xx."""
         return self.status is None or self.status == 429 or self.status >= 500
+
+
+# Download errors by type name (Scrapy's and Twisted's) -> the words a user reads.
+_NETWORK_WORDS = {
+    "CannotResolveHostError": "DNS lookup failed",
+    "DNSLookupError": "DNS lookup failed",
+    "DownloadTimeoutError": "timed out",
+    "TimeoutError": "timed out",
+    "TCPTimedOutError": "timed out",
+    "DownloadConnectionRefusedError": "connection refused",
+    "ConnectionRefusedError": "connection refused",
+    "ResponseDataLossError": "the connection dropped mid-response",
+}
+
+
+def network_failure(url: str, exc: BaseException) -> str:
+    """One short line for a download that failed without a response."""
+    if isinstance(exc, IgnoreRequest):  # refused by the URL guard, or by robots.txt
+        return f"{url[:200]}: {str(exc) or 'refused'}"
+    host = urlsplit(url).hostname or url[:200]
+    words = next((_NETWORK_WORDS[c.__name__] for c in type(exc).__mro__
+                  if c.__name__ in _NETWORK_WORDS), "")
+    return f"cannot reach {host} ({words or str(exc)[:200] or type(exc).__name__})"
+
+
+def merge_unreachable(errors: list[str]) -> str:
+    """Service errors joined, "cannot reach A (why)" and "cannot reach B (why)" as one clause."""
+    hosts: dict[str, list[str]] = {}
+    others: list[str] = []
+    for error in dict.fromkeys(errors):
+        match = re.fullmatch(r"cannot reach (\S+) \((.+)\)", error)
+        if match:
+            hosts.setdefault(match.group(2), []).append(match.group(1))
+        else:
+            others.append(error)
+    merged = [f"cannot reach {', '.join(names)} ({why})" for why, names in hosts.items()]
+    return "; ".join(merged + others)
 
 
 @dataclass
@@ -93,8 +133,7 @@ class PapersSpider(scrapy.Spider):
         try:
             response = await self.crawler.engine.download_async(request)
         except Exception as exc:
-            message = str(exc) or type(exc).__name__
-            raise FetchFailed(f"{url[:200]}: {message}") from None
+            raise FetchFailed(network_failure(url, exc)) from None
         if 200 <= response.status < 300 or (ok404 and response.status == 404):
             return response
         raise FetchFailed(f"{url[:200]}: HTTP {response.status}", response.status)
@@ -145,7 +184,7 @@ class PapersSpider(scrapy.Spider):
         title, abstract = resolve.paper_text(lookups)
         errors = [lk.error for lk in lookups if lk.error]
         if not any(lk.found for lk in lookups):
-            reason = "; ".join(errors) if errors else "DOI not found by any service"
+            reason = merge_unreachable(errors) if errors else "DOI not found by any service"
             return {"outcome": Outcome(doi, doi, ERROR, reason=reason)}
         candidates = resolve.order_candidates(lookups)
         license_ = next((c.license for c in candidates if c.license), "") or next(

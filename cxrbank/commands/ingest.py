@@ -60,13 +60,23 @@ def _collect_dois(dois: tuple[str, ...], from_file: Path | None) -> tuple[list[s
     return good, bad
 
 
-def _say_progress(outcome: dict[str, Any]) -> None:
+def _say_progress(outcome: dict[str, Any], reported: set[str]) -> None:
+    """One line per paper as it finishes; a failure as its one `Error:` line."""
+    name = outcome["doi"] or outcome["key"]
+    if outcome["outcome"] == "error":
+        reported.add(outcome["key"])
+        say_error(f"{name}: {outcome['reason']}")
+        return
     added = f" {outcome['added']}" if outcome["outcome"] == "added" else ""
-    say(f"{outcome['doi'] or outcome['key']}: {outcome['outcome']}{added}")
+    say(f"{name}: {outcome['outcome']}{added}")
 
 
 def ingest_dois(root: Path, dois: list[str], contact: str, force: bool) -> list[Any]:
-    """Crawl the DOIs not done yet (all with force); one Outcome per DOI, in the given order."""
+    """Crawl the DOIs not done yet (all with force); one Outcome per DOI, in the given order.
+
+    Reports each paper on stderr as it finishes: each failure as one `Error:` line.
+    """
+    from crawler.resolve import normalize_doi
     from crawler.run import CrawlError, run_spider
     from crawler.settings import crawl_settings
     from crawler.spiders.papers import PapersSpider
@@ -75,8 +85,14 @@ def ingest_dois(root: Path, dois: list[str], contact: str, force: bool) -> list[
 
     collection = Collection.create(root)
     results: dict[str, Any] = {}
+    reported: set[str] = set()  # failures already said
     todo = []
     for doi in dois:
+        try:
+            normalize_doi(doi)
+        except ValueError:  # callers pass parsed text (an issue's): never send it out
+            results[doi] = Outcome(doi, doi, ERROR, reason="not a DOI")
+            continue
         previous = previous_outcome(collection, doi)
         if is_done(previous) and not force:
             results[doi] = skipped(previous)
@@ -86,7 +102,8 @@ def ingest_dois(root: Path, dois: list[str], contact: str, force: bool) -> list[
         settings = crawl_settings(contact, {**scrapy_overrides(), "CXRBANK_ROOT": str(root)})
         started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         try:
-            summary = run_spider(PapersSpider, settings, on_progress=_say_progress, dois=todo)
+            summary = run_spider(PapersSpider, settings, dois=todo,
+                                 on_progress=lambda event: _say_progress(event, reported))
             outcomes = summary.get("outcomes", [])
             failure = ""
         except CrawlError as exc:
@@ -102,6 +119,10 @@ def ingest_dois(root: Path, dois: list[str], contact: str, force: bool) -> list[
             else:
                 reason = failure or "the crawl ended without a result for it"
                 results[doi] = record_outcome(collection, Outcome(doi, doi, ERROR, reason=reason))
+    for doi in dois:
+        if results[doi].failed and doi not in reported:
+            reported.add(doi)
+            say_error(f"{doi}: {results[doi].reason}")
     return [results[doi] for doi in dois]
 
 
@@ -152,10 +173,17 @@ def ingest_cmd(dois: tuple[str, ...], from_file: Path | None, pdf_file: Path | N
         raise click.UsageError("give --pdf or --jats (with at most one --doi), or DOIs, not both")
     if not local and not dois and from_file is None:
         raise click.UsageError("nothing to ingest: give --doi, --from, --pdf or --jats")
+    if any(not value.strip() for value in dois):
+        raise click.UsageError("--doi needs a DOI, not an empty value")
     bad: list[str] = []
     if local:
-        outcomes = [ingest_local(root, local[0], "pdf" if pdf_file else "jats",
-                                 dois[0] if dois else None, force)]
+        from crawler.resolve import normalize_doi
+
+        try:
+            doi = normalize_doi(dois[0]) if dois else None
+        except ValueError:
+            raise click.UsageError(f"--doi {dois[0]!r} is not a DOI") from None
+        outcomes = [ingest_local(root, local[0], "pdf" if pdf_file else "jats", doi, force)]
     else:
         from crawler.settings import ContactMissing, contact_address
 
@@ -168,7 +196,7 @@ def ingest_cmd(dois: tuple[str, ...], from_file: Path | None, pdf_file: Path | N
     for value in bad:
         say_error(f"{value!r} is not a DOI")
     failed = [o for o in outcomes if o.failed]
-    for o in failed:
+    for o in failed if local else []:  # ingest_dois said its own
         say_error(f"{o.doi or o.key}: {o.reason}")
     if as_json:
         emit_json({"papers": [o.to_dict() for o in outcomes], "not_dois": bad})

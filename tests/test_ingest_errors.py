@@ -1,0 +1,114 @@
+"""`cxrbank ingest`/`issue` on bad DOIs and unreachable services: one `Error:` line, no traceback."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from scrapy.exceptions import CannotResolveHostError
+
+from crawler.resolve import normalize_doi
+from crawler.spiders.papers import network_failure
+from crawler.state import previous_outcome
+from cxrbank import fakeweb as sw
+from cxrbank.cli import main
+from cxrbank.collection import Collection
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLE = REPO / "examples" / "case-report.pdf"
+CLOSED = "http://127.0.0.1:1"  # nothing listens there: connection refused at once
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, list(args))
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture
+def scholarly(web, monkeypatch) -> sw.ScholarlyWeb:
+    services = sw.ScholarlyWeb(web)
+    monkeypatch.setenv("CXRBANK_CONTACT", "tester@example.org")
+    monkeypatch.setenv("CXRBANK_SCRAPY_SETTINGS", json.dumps(services.overrides))
+    return services
+
+
+def test_bad_doi_beside_a_local_pdf_is_a_usage_error_and_writes_nothing(tmp_path):
+    root = tmp_path / "c"
+    code, _, err = run("ingest", "--pdf", str(EXAMPLE), "--doi", "notadoi", "--root", str(root))
+    assert code == 2
+    assert [line for line in err.splitlines() if line.startswith("Error:")] == [
+        "Error: --doi 'notadoi' is not a DOI"]
+    assert "Traceback" not in err and not root.exists()
+
+
+def test_empty_doi_is_a_usage_error(tmp_path):
+    code, _, err = run("ingest", "--doi", "", "--root", str(tmp_path / "c"))
+    assert code == 2 and "Error: --doi needs a DOI" in err
+
+
+@pytest.mark.parametrize("bad", ["10.1234/\x01\x02", "10.1000/../../../etc/passwd",
+                                 "10.1000/a/./b", "10.1000/.."])
+def test_dois_with_control_characters_or_dot_segments_are_not_dois(bad, scholarly, tmp_path):
+    with pytest.raises(ValueError):
+        normalize_doi(bad)
+    code, _, err = run("ingest", "--doi", bad, "--root", str(tmp_path / "c"))
+    assert code == 1
+    assert err.splitlines() == [f"Error: {bad!r} is not a DOI"]
+    assert scholarly.web.requests == []
+
+
+def test_doi_is_percent_encoded_in_crossref_and_unpaywall_paths(scholarly, tmp_path):
+    doi = "10.5555/odd?name#x%y;(1)"
+    code, _, _ = run("ingest", "--doi", doi, "--root", str(tmp_path / "c"))
+    assert code == 1  # no service knows it
+    paths = [r.path for r in scholarly.web.requests]
+    encoded = "10.5555/odd%3Fname%23x%25y%3B(1)"
+    assert any(p.startswith(f"/crossref/works/{encoded}?mailto=") for p in paths), paths
+    assert any(p.startswith(f"/unpaywall/{encoded}?email=") for p in paths), paths
+
+
+def test_network_failure_words():
+    url = "https://api.crossref.org/works/10.1234/abc"
+    assert network_failure(url, CannotResolveHostError("no results")) == (
+        "cannot reach api.crossref.org (DNS lookup failed)")
+    assert network_failure(url, ConnectionRefusedError()) == (
+        "cannot reach api.crossref.org (connection refused)")
+
+
+def closed_services_env(tmp_path: Path) -> dict[str, str]:
+    overrides = {**sw.local_overrides(CLOSED), "RETRY_TIMES": 1}
+    return {**os.environ, "CXRBANK_CONTACT": "tester@example.org",
+            "CXRBANK_SCRAPY_SETTINGS": json.dumps(overrides)}
+
+
+def test_unreachable_services_give_one_error_line_per_doi_without_tracebacks(tmp_path):
+    root = tmp_path / "c"
+    doi = "10.5555/unreachable1"
+    done = subprocess.run(
+        [sys.executable, "-m", "cxrbank", "ingest", "--doi", doi, "--root", str(root)],
+        capture_output=True, text=True, env=closed_services_env(tmp_path), timeout=120)
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.splitlines() == [
+        f"Error: {doi}: cannot reach 127.0.0.1 (connection refused)"]
+    assert previous_outcome(Collection.open(root), doi).outcome == "error"
+
+
+def test_issue_reports_an_unreachable_doi_as_one_error_line(tmp_path):
+    event = tmp_path / "event.json"
+    event.write_text(json.dumps({"action": "opened", "issue": {
+        "number": 5, "title": "add", "body": "Please add 10.5555/unreachable2;rm",
+        "labels": [{"name": "publication-to-add"}]}}))
+    done = subprocess.run(
+        [sys.executable, "-m", "cxrbank", "issue", "--event", str(event),
+         "--root", str(tmp_path / "c")],
+        capture_output=True, text=True, env=closed_services_env(tmp_path), timeout=120)
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stderr.splitlines() == [
+        "Error: 10.5555/unreachable2;rm: cannot reach 127.0.0.1 (connection refused)"]
