@@ -106,7 +106,7 @@ def patient_overlap(view: SplitView) -> dict[str, int]:
 
 
 def balance_report(view: SplitView, min_patients: int | None = None) -> dict:
-    """balance.json's measures: LD, prevalence gaps, zero-positive folds, overlap.
+    """balance.json's measures: LD, prevalence gaps, zero-positive and empty folds, overlap.
 
     LD and gaps are over images (what a model trains on); `ld_patients` is LD over patients.
     A label with at least `min_patients` (default: the number of folds) patients should have
@@ -143,6 +143,7 @@ def balance_report(view: SplitView, min_patients: int | None = None) -> dict:
             for j, name in enumerate(view.label_names)
         },
         "zero_positive_folds": zero,
+        "empty_folds": [f for f in range(k) if not (view.fold == f).any()],
         "patient_overlap": patient_overlap(view),
     }
 

@@ -253,6 +253,11 @@ def split_rows(
     if not selected:
         raise SplitError("no rows to split (check --views and --modality)")
     table = patient_table(selected, settings)
+    if len(table.ids) < settings.folds:
+        raise SplitError(
+            f"{len(table.ids)} patients cannot fill {settings.folds} folds (a fold would be empty); "
+            f"use --folds {len(table.ids)} or fewer" if len(table.ids) >= 2 else
+            f"{len(table.ids)} patient: nothing to split")
     previous = previous or {}
     fold_partition = settings.fold_partition()
     fixed = np.full(len(table.ids), -1)
@@ -261,10 +266,12 @@ def split_rows(
             if pid in previous:
                 partition, fold = previous[pid]
                 if fold >= settings.folds or PARTITIONS[fold_partition[fold]] != partition:
+                    folds_before = max(f for _, f in previous.values()) + 1
                     raise SplitError(
                         f"the previous split puts fold {fold} in {partition}, which --folds "
                         f"{settings.folds} --ratios {','.join(map(str, settings.ratios))} does not; "
-                        "use the previous settings or pass --rebalance"
+                        f"use the previous settings (it has {folds_before} folds) or pass "
+                        "--rebalance"
                     )
                 fixed[i] = fold
     fold = stratify(

@@ -45,7 +45,7 @@ def test_no_patient_in_two_partitions_or_folds_over_random_collections():
     for trial in range(40):
         folds = rng.choice([2, 3, 5, 10])
         ratios = {2: (50, 0, 50), 3: (1, 1, 1), 5: (60, 20, 20), 10: (60, 20, 20)}[folds]
-        rows = random_rows(seed=trial, patients=rng.randint(1, 120), max_images=rng.randint(1, 8))
+        rows = random_rows(seed=trial, patients=rng.randint(folds, 120), max_images=rng.randint(1, 8))
         rng.shuffle(rows)
         settings = SplitSettings(ratios=ratios, folds=folds, seed=trial)
         split = split_rows(rows, settings)
@@ -161,9 +161,19 @@ def test_rebalance_of_unchanged_rows_moves_nobody_and_counts_moves_otherwise():
 def test_previous_split_with_other_folds_needs_rebalance():
     rows = random_rows(seed=12, patients=60)
     previous = assignment(split_rows(rows, SplitSettings(folds=10)))
-    with pytest.raises(SplitError, match="--rebalance"):
+    with pytest.raises(SplitError, match=r"it has 10 folds.*--rebalance"):
         split_rows(rows, SplitSettings(folds=5), previous)
     assert split_rows(rows, SplitSettings(folds=5), previous, rebalance=True).moved["fold"] >= 0
+
+
+def test_fewer_patients_than_folds_is_one_clear_error():
+    with pytest.raises(SplitError, match=r"31 patients cannot fill 100 folds .*use --folds 31 or fewer"):
+        split_rows(random_rows(seed=3, patients=31), SplitSettings(folds=100, ratios=(60, 20, 20)))
+    with pytest.raises(SplitError, match="1 patient: nothing to split"):
+        split_rows(random_rows(seed=3, patients=1), SplitSettings(folds=10))
+    split = split_rows(random_rows(seed=3, patients=10), SplitSettings(folds=10))
+    used = set(split.view().fold.tolist())
+    assert balance_report(split.view())["empty_folds"] == [f for f in range(10) if f not in used]
 
 
 def test_merged_patient_keeps_its_most_held_out_partition():

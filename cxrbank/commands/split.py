@@ -93,7 +93,7 @@ def split_cmd(ratios: str, folds: int, seed: int, by: str, views: str, modality:
             "moved_patients": split.moved if rebalance else {}, "ld": document["ld"],
             "ld_patients": document["ld_patients"], "patient_overlap": document["patient_overlap"],
             "zero_positive_folds": document["zero_positive_folds"],
-            "split_hash": document["split_hash"], "problems": split.problems,
+            "empty_folds": document["empty_folds"], "split_hash": document["split_hash"], "problems": split.problems,
         })
     else:
         parts = ", ".join(f"{n} {s['patients']} patients/{s['images']} images" for n, s in sizes.items())
@@ -114,6 +114,9 @@ def split_cmd(ratios: str, folds: int, seed: int, by: str, views: str, modality:
         click.echo(f"LD {document['ld']['folds']:.4f} over folds, {document['ld']['partitions']:.4f} "
                    f"over partitions; patient overlap {overlap}; labels with an empty fold: "
                    f"{', '.join(sorted(zero)) or 'none'}")
+        if document["empty_folds"]:
+            say(f"folds with no patient: {', '.join(map(str, document['empty_folds']))} (too few "
+                "patients for this many folds; fewer --folds balances better)")
         click.echo(f"wrote {Path(root) / 'splits'} (split {document['split_hash'][:12]})")
     if split.problems:
         raise SystemExit(EXIT_PARTIAL)
