@@ -58,8 +58,8 @@ def read_manifest(collection: Collection, path: Path) -> dict[str, Any]:
     try:
         manifest = json.loads(path.read_bytes())
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ReleaseError(f"{name}: not valid JSON ({exc}); restore it from the release's"
-                           " copy or tag") from None
+        raise ReleaseError(f"{name}: not valid JSON ({exc}); restore it from its data"
+                           " release tag") from None
     except OSError as exc:
         raise ReleaseError(f"{name}: cannot be read ({exc.strerror or exc})") from None
     keys = ("version", "created", "files")
