@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 import zlib
 from collections import defaultdict
@@ -20,11 +21,24 @@ from extract.regions import (
 MAX_STREAM_BYTES = 256 * 1024 * 1024  # a stream inflating past this is a decompression bomb
 MAX_IMAGE_PIXELS = 150_000_000  # declared image size past this is a bomb
 MAX_PAGES = 2000
+EOF_SEARCH_BYTES = 64 * 1024  # %%EOF may be followed by this much padding
+_STRUCTURE_AFTER_EOF = re.compile(rb"\b(?:\d+ \d+ obj|endobj|stream|xref|trailer|startxref)\b")
 MIN_LOOSE_SIDE = 72.0  # points: an image with no caption must be at least an inch each way
 
 
 class PdfError(Exception):
     """A PDF that cannot be read: broken, encrypted, empty, a bomb, or too slow to process."""
+
+
+def _ends_with_eof(data: bytes) -> bool:
+    """The file's last %%EOF is near its end with no PDF structure after it.
+
+    Padding after %%EOF (NULs, blanks, a few KB of junk) is common and harmless; a file cut
+    inside an incremental update has objects or an xref after its last %%EOF.
+    """
+    tail = data[-EOF_SEARCH_BYTES:]
+    at = tail.rfind(b"%%EOF")
+    return at >= 0 and not _STRUCTURE_AFTER_EOF.search(tail, at + 5)
 
 
 def open_pdf(data: bytes) -> Any:
@@ -37,7 +51,7 @@ def open_pdf(data: bytes) -> Any:
         raise PdfError("empty file")
     if b"%PDF-" not in data[:1024]:
         raise PdfError("not a PDF (no %PDF- header)")
-    if b"%%EOF" not in data[-2048:]:
+    if not _ends_with_eof(data):
         raise PdfError("truncated PDF (no %%EOF at the end)")
     try:
         doc = pymupdf.open(stream=data, filetype="pdf")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 
 import numpy as np
 import pymupdf
@@ -11,8 +12,10 @@ import pytest
 from PIL import Image
 
 from extract import pdf as pdfmod
-from extract.pdf import PdfError, extract_figures, page_texts
+from extract.pdf import PdfError, extract_figures, open_pdf, page_texts
 from tests.fixtures.casereport import LAYOUTS, bad_pdfs, make_case_report_pdf
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "case-report.pdf"
 
 
 def iou(a, b) -> float:
@@ -238,3 +241,16 @@ def test_uncaptioned_large_image_kept_but_first_page_badge_dropped():
     page.insert_text((72, 600), "The radiograph above has no caption on this page.")
     (figure,) = extract_figures(doc.tobytes())
     assert figure.label is None and figure.caption == "" and figure.width == 288
+
+
+@pytest.mark.parametrize("padding", [b"\0" * 4096, b"\r\n" * 3000, b"\x1a" + bytes(range(256)) * 200])
+def test_padding_after_eof_is_accepted(padding):
+    data = EXAMPLE.read_bytes() + padding
+    open_pdf(data).close()
+    assert len(extract_figures(data)) >= 1
+
+
+def test_pdf_cut_inside_an_update_after_eof_is_still_truncated():
+    data = EXAMPLE.read_bytes() + b"\n12 0 obj\n<< /Type /Page"
+    with pytest.raises(PdfError, match="truncated"):
+        open_pdf(data)
