@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import click
@@ -46,6 +47,24 @@ def _jats_images(xml_path: Path, hrefs: list[str]) -> dict[str, bytes]:
     return images
 
 
+def _write_figures(out_dir: Path, figures: list, pdf_for_debug: bytes | None) -> list[dict]:
+    """Each figure's image file, figures.json and the debug pages; the figures.json records."""
+    records = []
+    for index, figure in enumerate(figures, start=1):
+        name = _file_name(index, figure)
+        (out_dir / name).write_bytes(figure.image)
+        records.append(figure.to_json(name))
+    (out_dir / "figures.json").write_text(
+        json.dumps(records, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
+    if pdf_for_debug is not None:
+        from extract.render import debug_pages
+
+        for page_no, png in debug_pages(pdf_for_debug, figures):
+            (out_dir / f"debug-page-{page_no}.png").write_bytes(png)
+    return records
+
+
 @click.command("figures")
 @click.argument("file", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--jats", "jats_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -55,8 +74,9 @@ def _jats_images(xml_path: Path, hrefs: list[str]) -> dict[str, bytes]:
 @click.option("--debug", is_flag=True,
               help="Also write each page as PNG with figure (red) and caption (blue) boxes.")
 @click.option("--whole", is_flag=True, help="Keep multi-panel figures whole (no panel split).")
-@click.option("--time-limit", default=60.0, show_default=True, type=float,
-              help="Seconds allowed for one document.")
+@click.option("--time-limit", default=60.0, show_default=True,
+              type=click.FloatRange(min=0, min_open=True),
+              help="Seconds allowed for one document (a positive number).")
 @json_option
 def figures_cmd(file: Path | None, jats_file: Path | None, out_dir: Path, debug: bool,
                 whole: bool, time_limit: float, as_json: bool) -> None:
@@ -69,6 +89,9 @@ def figures_cmd(file: Path | None, jats_file: Path | None, out_dir: Path, debug:
     """
     if (file is None) == (jats_file is None):
         raise click.UsageError("give either FILE (a PDF) or --jats FILE")
+    if not math.isfinite(time_limit):
+        raise click.BadParameter(f"{time_limit} is not a finite number of seconds",
+                                 param_hint="'--time-limit'")
     from extract.jats import JatsError, figures_from_jats, parse_jats
     from extract.pdf import PdfError, extract_figures
 
@@ -86,20 +109,14 @@ def figures_cmd(file: Path | None, jats_file: Path | None, out_dir: Path, debug:
             figures = figures_from_jats(article, images, split_panels=not whole)
     except (PdfError, JatsError) as exc:
         raise CxrbankError(f"{source.name}: {exc}") from None
-    out_dir.mkdir(parents=True, exist_ok=True)
-    records = []
-    for index, figure in enumerate(figures, start=1):
-        name = _file_name(index, figure)
-        (out_dir / name).write_bytes(figure.image)
-        records.append(figure.to_json(name))
-    (out_dir / "figures.json").write_text(
-        json.dumps(records, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
-    )
-    if debug and file is not None:
-        from extract.render import debug_pages
-
-        for page_no, png in debug_pages(data, figures):
-            (out_dir / f"debug-page-{page_no}.png").write_bytes(png)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CxrbankError(f"cannot create {out_dir}: {exc.strerror or exc}") from None
+    try:
+        records = _write_figures(out_dir, figures, data if debug and file is not None else None)
+    except OSError as exc:
+        raise CxrbankError(f"cannot write to {out_dir}: {exc.strerror or exc}") from None
     if as_json:
         emit_json(records)
     else:
