@@ -174,12 +174,41 @@ def load_split_rows(config: TrainConfig) -> tuple[dict[str, list[Row]], str, str
     return splits, digest, data_version
 
 
+CHECKPOINT_KEYS = {"model": dict, "config": dict, "labels": list}
+
+
 def load_checkpoint(path: Path | str) -> dict[str, Any]:
-    """A cxrbank checkpoint (tensors and plain values only; nothing is unpickled as code)."""
-    state = torch.load(Path(path), map_location="cpu", weights_only=True)
-    if not isinstance(state, dict) or "model" not in state or "config" not in state:
-        raise DataError(f"{path}: not a cxrbank checkpoint")
+    """A cxrbank checkpoint (tensors and plain values only; nothing is unpickled as code).
+
+    DataError "PATH: not a cxrbank checkpoint (why)" for anything else: text, an empty file,
+    a pickle of other objects, a bare state dict.
+    """
+    try:
+        state = torch.load(Path(path), map_location="cpu", weights_only=True)
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    except Exception as exc:  # torch/pickle raise many types (EOFError, KeyError, Unpickling…)
+        raise DataError(f"{path}: not a cxrbank checkpoint ({_unloadable(path, exc)})") from None
+    if not isinstance(state, dict):
+        raise DataError(f"{path}: not a cxrbank checkpoint (holds a {type(state).__name__})")
+    wrong = [key for key, kind in CHECKPOINT_KEYS.items() if not isinstance(state.get(key), kind)]
+    if wrong:
+        raise DataError(f"{path}: not a cxrbank checkpoint (no {', '.join(wrong)})")
     return state
+
+
+def _unloadable(path: Path | str, exc: BaseException) -> str:
+    """Why torch.load failed on a file, in a few words."""
+    with open(path, "rb") as handle:
+        head = handle.read(4)
+    if not head:
+        return "empty file"
+    if not head.startswith(b"PK\x03\x04") and not head.startswith(b"\x80"):
+        return "not a PyTorch file"
+    if "Weights only load failed" in str(exc):
+        return "it holds objects other than tensors and plain values"
+    text = (str(exc).strip().splitlines() or [""])[0][:150]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _save(path: Path, state: dict[str, Any]) -> None:

@@ -182,7 +182,9 @@ def evaluate_cmd(
             device=device, out_dir=out, release=release,
         )
     except (DataError, ValueError, OSError, RuntimeError) as exc:
-        raise CxrbankError(f"{checkpoint}: {exc}") from exc
+        message = str(exc)
+        prefix = "" if message.startswith(f"{checkpoint}: ") else f"{checkpoint}: "
+        raise CxrbankError(prefix + message) from exc
     if as_json:
         emit_json(report)
         return
