@@ -174,6 +174,20 @@ def load_split_rows(config: TrainConfig) -> tuple[dict[str, list[Row]], str, str
     return splits, digest, data_version
 
 
+class LabelChoiceError(DataError):
+    """--labels names labels the training rows do not have (a usage error)."""
+
+
+def check_labels(asked: list[str], known: list[str]) -> None:
+    """LabelChoiceError naming the asked labels no training row has, with the known ones."""
+    unknown = [label for label in asked if label not in known]
+    if not unknown:
+        return
+    shown = ", ".join(known[:12]) + (f", … ({len(known)} in all)" if len(known) > 12 else "")
+    raise LabelChoiceError(f"no training row has label {', '.join(map(repr, unknown))}; "
+                           f"labels here: {shown or 'none'}")
+
+
 CHECKPOINT_KEYS = {"model": dict, "config": dict, "labels": list}
 
 
@@ -304,6 +318,7 @@ def train(
         labels = list(resume_state["labels"])
     else:
         labels = list(config.labels) if config.labels else label_vocabulary(splits["train"])
+        check_labels(labels, label_vocabulary(splits["train"]))
     if not labels:
         raise DataError("no labels: the training rows have no reviewed finding")
     root = Path(config.root)

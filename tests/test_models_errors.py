@@ -1,4 +1,4 @@
-"""`cxrbank evaluate`/`train` on files that are not checkpoints."""
+"""`cxrbank evaluate`/`train` on files that are not checkpoints and on unknown --labels."""
 
 from __future__ import annotations
 
@@ -54,3 +54,14 @@ def test_train_resume_from_a_non_checkpoint_is_one_error_line(tmp_path):
                            "--root", str(tmp_path / "c"))
         assert code == 1, (path, err)
         assert err.splitlines() == [f"Error: {path}: not a cxrbank checkpoint ({why})"]
+
+
+def test_train_with_a_label_no_row_has_is_a_usage_error(tmp_path):
+    make_twoclass_collection(tmp_path, per_class=4)
+    code, _, err = run("train", "--arch", "tiny", "--size", "32", "--epochs", "1",
+                       "--labels", "Martian,COVID-19", "--root", str(tmp_path))
+    assert code == 2
+    errors = [line for line in err.splitlines() if line.startswith("Error:")]
+    assert errors == ["Error: Invalid value for '--labels': no training row has label 'Martian'; "
+                      "labels here: COVID-19, No Finding, Pneumonia, Viral"]
+    assert not (tmp_path / "runs").exists()

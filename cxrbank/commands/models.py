@@ -83,7 +83,7 @@ def train_cmd(
         from models.data import DataError  # torch loads only here
         from models.evaluate import plain_json
         from models.nets import WeightsError
-        from models.train import TrainConfig, train
+        from models.train import LabelChoiceError, TrainConfig, train
     except ImportError as exc:
         raise CxrbankError(f"training needs torch: pip install 'cxrbank[train]' ({exc})") from exc
     name = arch if fold is None else f"{arch}-fold{fold}"
@@ -99,6 +99,8 @@ def train_cmd(
         if release:
             config.use_release(release)
         result = train(config, log=say, progress=_progress)
+    except LabelChoiceError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--labels'") from None
     except (DataError, WeightsError, ValueError, OSError) as exc:
         raise CxrbankError(str(exc)) from exc
     if os.environ.get("RANK", "0") != "0":
