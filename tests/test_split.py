@@ -288,4 +288,4 @@ def test_adding_ten_percent_new_patients_keeps_ld_within_ten_percent_of_a_rebala
         assert grown.moved["fold"] == 0
         ld_grown = balance_report(grown.view())["ld"]["folds"]
         ratios.append(ld_grown / balance_report(full.view())["ld"]["folds"])
-    assert np.mean(ratios) <= 1.10, ratios  # single seeds of this small set reach 1.17
+    assert np.mean(ratios) <= 1.10, ratios  # single seeds of this small set reach 1.12
