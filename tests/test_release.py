@@ -76,7 +76,7 @@ def test_verify_catches_a_modified_image_and_a_release_never_changes(tmp_path: P
 def test_bad_version_and_invalid_collection_are_refused(tmp_path: Path) -> None:
     collection = collection_at(tmp_path)
     code, output = release(collection, "../../etc")
-    assert code == 1 and "is not a version" in output
+    assert code == 2 and "is not a release name" in output
     (collection.images_dir / "case00.jpg").unlink()
     code, output = release(collection, "v1")
     assert code == 1 and "validation errors" in output
@@ -89,3 +89,16 @@ def test_licence_flags_and_changelog_from_nothing() -> None:
     assert licence_flags("") == ["no licence stated"]
     text = changelog("v1", None, [], [])
     assert "first release" in text and "- none" in text
+
+
+def test_release_with_a_bad_name_is_a_usage_error_saying_what_a_name_may_contain(
+        tmp_path: Path) -> None:
+    collection = collection_at(tmp_path)
+    for bad in ("../x", "v0.1/../../y", "", "latest"):
+        code, output = release(collection, bad)
+        assert code == 2, output
+        errors = [line for line in output.splitlines() if line.startswith("Error:")]
+        assert len(errors) == 1 and "is not a release name: digits separated by dots" in errors[0]
+        assert "Traceback" not in output
+    assert not (collection.root / "releases").exists()
+    assert not (tmp_path / "x").exists()

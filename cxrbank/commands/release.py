@@ -25,8 +25,20 @@ def release_cmd(version: str, notes: Path | None, verify: bool, root: Path, as_j
     size, row count, label stats, split hash, tool version), a copy of metadata.csv and the
     split files, and CHANGELOG.md against the previous release. With --verify, check that
     every file of VERSION is present and unchanged (exit 1 otherwise)."""
-    from curation.release import ReleaseError, make_release, verify_release  # noqa: PLC0415
+    from curation.release import (  # noqa: PLC0415
+        ReleaseError,
+        check_version,
+        make_release,
+        verify_release,
+    )
 
+    try:
+        check_version(version)
+    except ReleaseError:
+        raise click.BadParameter(
+            f"{version!r} is not a release name: digits separated by dots, optionally a leading"
+            " 'v' and a '-' or '+' suffix of letters, digits and dots (e.g. v0.1, 1.2.0-rc1)",
+            param_hint="'VERSION'") from None
     collection = open_collection(root)
     try:
         if verify:
