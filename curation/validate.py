@@ -62,6 +62,19 @@ class Policy:
 Check = Callable[[Collection, list[Row], Policy], Iterable[Problem]]
 
 
+
+# Ranges outside which a value is impossible (error) or implausible (warning: a unit mix-up,
+# such as a temperature in Fahrenheit).
+PLAUSIBLE: dict[str, tuple[float, float, str, str]] = {
+    "pO2_saturation": (0, 100, WARNING, "a saturation in %; upstream also has PaO2 in mmHg"),
+    "temperature": (30, 45, WARNING, "a body temperature in °C"),
+    "leukocyte_count": (0, 1000, WARNING, "10^9/L"),
+    "neutrophil_count": (0, 1000, WARNING, "10^9/L"),
+    "lymphocyte_count": (0, 1000, WARNING, "10^9/L"),
+    "width": (1, 100_000, ERROR, "pixels"),
+    "height": (1, 100_000, ERROR, "pixels"),
+}
+
 def check_header(collection: Collection, rows: list[Row], policy: Policy) -> Iterator[Problem]:
     header, records = read_csv_values(collection.metadata_path)
     if not header:
@@ -114,6 +127,11 @@ def check_values(collection: Collection, rows: list[Row], policy: Policy) -> Ite
             value = row[column].strip()
             if value and _number(value) is None:
                 yield Problem(ERROR, number, column, f"{value!r} is not a number")
+        for column, (low, high, level, unit) in PLAUSIBLE.items():
+            value = _number(row[column].strip())
+            if value is not None and not low <= value <= high:
+                yield Problem(level, number, column, f"{row[column]} is outside {low:g}-{high:g}"
+                              f" ({unit})")
         age = _number(row["age"])
         if age is not None and not 0 <= age <= 120:
             yield Problem(ERROR, number, "age", f"{row['age']} is not a plausible age")

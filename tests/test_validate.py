@@ -52,6 +52,20 @@ def test_contradictory_sex_and_unknown_vocabulary_are_errors(tmp_path: Path) -> 
     assert any(m.startswith("error 5 age 'sixty' is not a number") for m in found)
 
 
+def test_implausible_clinical_values_are_named(tmp_path: Path) -> None:
+    collection = imported(tmp_path)
+    with collection.editing() as rows:
+        rows[1]["pO2_saturation"] = "165"  # upstream's column also holds PaO2 in mmHg
+        rows[2]["temperature"] = "100.8"  # Fahrenheit
+        rows[3]["width"] = "0"
+    code, report = run_validate(collection)
+    found = messages(report)
+    assert any(m.startswith("warning 2 pO2_saturation 165 is outside 0-100") for m in found)
+    assert any(m.startswith("warning 3 temperature 100.8 is outside 30-45") for m in found)
+    assert any(m.startswith("error 4 width 0 is outside") for m in found)
+    assert code == 1
+
+
 def test_missing_and_unreferenced_files_are_errors(tmp_path: Path) -> None:
     collection = imported(tmp_path)
     (collection.images_dir / "case00.jpg").unlink()
