@@ -51,6 +51,8 @@ def _fingerprint_file(job: tuple[str, str]) -> hashing.Fingerprint | str:
     try:
         return hashing.fingerprint(Path(path).read_bytes(), sha)
     except Exception as exc:  # noqa: BLE001 - any decoder failure: unreadable
+        if type(exc).__name__ == "UnidentifiedImageError":  # its text names a BytesIO object
+            return "unreadable image: not an image file of a known format"
         return f"unreadable image: {exc}"
 
 
