@@ -218,6 +218,31 @@ def _extension(data: bytes) -> str:
     return {"jpeg": "jpg", "tiff": "tif"}.get(fmt, fmt)
 
 
+def graphic_problem(data: bytes | None) -> str | None:
+    """Why a graphic's file cannot be used ("no image file", "empty file (0 bytes)", ...), or None."""
+    if data is None:
+        return "no image file"
+    if not data:
+        return "empty file (0 bytes)"
+    try:
+        _size(data)
+        _extension(data)
+    except Exception:  # Pillow raises many kinds for garbage; all are this one reason
+        return "not a readable image"
+    return None
+
+
+def unreadable_graphics(article: Article, images: dict[str, bytes]) -> list[tuple[str, str]]:
+    """(href, why) for each figure graphic whose image is missing, empty or not an image."""
+    problems: list[tuple[str, str]] = []
+    for jf in article.figures:
+        for href in jf.graphics:
+            why = graphic_problem(_find_image(images, href))
+            if why and all(href != seen for seen, _ in problems):
+                problems.append((href, why))
+    return problems
+
+
 def figures_from_jats(
     article: Article, images: dict[str, bytes], split_panels: bool = True
 ) -> list[Figure]:
@@ -225,31 +250,27 @@ def figures_from_jats(
 
     A figure with several graphics gives one record per graphic (panels A, B, ...); a single
     graphic is cut into panels when its caption names them and the grid agrees. Images are
-    kept as delivered; panel crops are PNG. Figures whose image is missing are left out.
+    kept as delivered; panel crops are PNG. A graphic whose image is missing or unreadable
+    is left out (its panel letter is not given to another; `unreadable_graphics` says which).
     """
     from extract.render import split_figure
 
     out: list[Figure] = []
     for jf in article.figures:
-        found = [(href, _find_image(images, href)) for href in jf.graphics]
-        found = [(href, data) for href, data in found if data]
-        if not found:
-            continue
+        found = [_find_image(images, href) for href in jf.graphics]
         if jf.panel:
             letters = [(jf.panel, jf.panel_caption)] * len(found)
         elif len(found) > 1:
             letters = letter_regions(len(found), jf.caption)
         else:
-            letters = [(None, None)]
-        for (_, data), (letter, part) in zip(found, letters, strict=True):
-            try:
-                w, h = _size(data)
-                ext = _extension(data)
-            except Exception:
+            letters = [(None, None)] * len(found)
+        for data, (letter, part) in zip(found, letters, strict=True):
+            if data is None or graphic_problem(data) is not None:
                 continue
+            w, h = _size(data)
+            ext = _extension(data)
             whole = Figure(0, (0.0, 0.0, float(w), float(h)), jf.label, letter, jf.caption,
                            part, data, w, h, "jats", ext)
             panels = split_figure(whole) if split_panels and letter is None else []
             out.extend(panels or [whole])
     return out
-

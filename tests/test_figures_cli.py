@@ -68,7 +68,29 @@ def test_jats_with_images_beside_it(tmp_path):
     assert [(r["label"], r["panel"]) for r in records] == [
         ("Figure 1", "A"), ("Figure 1", "B"), ("Figure 2", None)]
     assert result.exit_code == 1  # the fig-group's two images are missing: said, rest kept
-    assert "no image file for graphic 'crj-42-g003a'" in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert errors == ["Error: article.nxml: graphic 'crj-42-g003a' left out: no image file beside it",
+                      "Error: article.nxml: graphic 'crj-42-g003b' left out: no image file beside it"]
+
+
+def test_jats_graphic_that_is_empty_or_garbage_is_one_error_line_each(tmp_path):
+    (tmp_path / "article.nxml").write_bytes(ARTICLE)
+    (tmp_path / "crj-42-g001.png").write_bytes(b"")
+    (tmp_path / "crj-42-g002.jpg").write_bytes(b"\x00garbage, not an image" * 10)
+    (tmp_path / "crj-42-g003a.jpg").write_bytes(encode(radiograph_array(1)))
+    (tmp_path / "crj-42-g003b.jpg").write_bytes(encode(radiograph_array(2)))
+    result = CliRunner().invoke(main, ["figures", "--jats", str(tmp_path / "article.nxml"),
+                                       "--out", str(tmp_path / "out")])
+    assert result.exit_code == 1
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert [line for line in result.stderr.splitlines() if line.startswith("Error:")] == [
+        "Error: article.nxml: graphic 'crj-42-g001' left out: empty file (0 bytes)",
+        "Error: article.nxml: graphic 'crj-42-g002' left out: not a readable image"]
+    assert "Traceback" not in result.output
+    records = json.loads((tmp_path / "out" / "figures.json").read_text())
+    assert [(r["label"], r["panel"]) for r in records] == [("Figure 3", "A"), ("Figure 3", "B")]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(
+        ["figures.json", *(r["file"] for r in records)])
 
 
 def test_bad_pdf_is_one_error_line_and_exit_1(tmp_path):

@@ -7,7 +7,13 @@ import io
 import pytest
 from PIL import Image
 
-from extract.jats import JatsError, figures_from_jats, parse_jats, strip_extension
+from extract.jats import (
+    JatsError,
+    figures_from_jats,
+    parse_jats,
+    strip_extension,
+    unreadable_graphics,
+)
 from tests.fixtures.casereport import composite_array, ct_array, encode, radiograph_array
 
 ARTICLE = b"""<?xml version="1.0" encoding="UTF-8"?>
@@ -119,3 +125,13 @@ def test_plos_article_figures_and_licence(shared_data):
     assert article.figures[0].caption.startswith("Chemical structure of inhibitors. Chemical")
     assert "Tetrahydrolipstatin (THL, Figure 1A)" in article.body_text
     assert "Nucleophilic sites attacked" not in article.body_text  # captions stay out
+
+
+def test_unreadable_graphics_say_why_and_keep_the_other_panels_letters():
+    images = {"crj-42-g001": b"", "crj-42-g002": b"<html>not an image</html>",
+              "crj-42-g003b": encode(ct_array(2))}
+    assert unreadable_graphics(parse_jats(ARTICLE), images) == [
+        ("crj-42-g001", "empty file (0 bytes)"), ("crj-42-g002", "not a readable image"),
+        ("crj-42-g003a", "no image file")]
+    figures = figures_from_jats(parse_jats(ARTICLE), images)
+    assert [(f.label, f.panel) for f in figures] == [("Figure 3", "B")]

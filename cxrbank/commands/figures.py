@@ -92,12 +92,12 @@ def figures_cmd(file: Path | None, jats_file: Path | None, out_dir: Path, debug:
     if not math.isfinite(time_limit):
         raise click.BadParameter(f"{time_limit} is not a finite number of seconds",
                                  param_hint="'--time-limit'")
-    from extract.jats import JatsError, figures_from_jats, parse_jats
+    from extract.jats import JatsError, figures_from_jats, parse_jats, unreadable_graphics
     from extract.pdf import PdfError, extract_figures
 
     source = file or jats_file
     data = source.read_bytes()
-    missing: list[str] = []
+    unreadable: list[tuple[str, str]] = []
     try:
         if file is not None:
             figures = extract_figures(data, split_panels=not whole, time_limit=time_limit)
@@ -105,7 +105,7 @@ def figures_cmd(file: Path | None, jats_file: Path | None, out_dir: Path, debug:
             article = parse_jats(data)
             hrefs = [h for f in article.figures for h in f.graphics]
             images = _jats_images(jats_file, hrefs)
-            missing = [h for h in hrefs if h not in images]
+            unreadable = unreadable_graphics(article, images)
             figures = figures_from_jats(article, images, split_panels=not whole)
     except (PdfError, JatsError) as exc:
         raise CxrbankError(f"{source.name}: {exc}") from None
@@ -123,7 +123,8 @@ def figures_cmd(file: Path | None, jats_file: Path | None, out_dir: Path, debug:
         captioned = sum(1 for f in figures if f.label)
         say(f"{source.name}: {len(figures)} figure images ({captioned} with captions) "
             f"written to {out_dir}")
-    for href in missing:
-        say_error(f"{source.name}: no image file for graphic {href!r} beside it")
-    if missing:
+    for href, why in unreadable:
+        where = " beside it" if why == "no image file" else ""
+        say_error(f"{source.name}: graphic {href!r} left out: {why}{where}")
+    if unreadable:
         click.get_current_context().exit(EXIT_PARTIAL)
