@@ -82,6 +82,12 @@ def test_prescription_rx_is_not_a_radiograph() -> None:
     assert facts_of_text("Rx: amoxicillin 1 g three times daily.").modality is None
 
 
+def test_virus_name_glued_to_the_word_before_is_found() -> None:
+    text = ("A 68-year-old intubated man with fever and cough. ClassicCOVID-19 appearances on CXR. "
+            "This patient had a positive RT-PCR forCOVID-19 on the second throat swab.")
+    assert facts_of_text(text).finding == "Pneumonia/Viral/COVID-19"
+
+
 def test_typeset_hyphens_read_as_ascii() -> None:
     facts = facts_of_text("Chest X\u2010ray of a 65\u2010year\u2010old man with COVID\u201119.")
     assert (facts.modality, facts.age, facts.finding) == ("X-ray", 65, "Pneumonia/Viral/COVID-19")
