@@ -179,20 +179,24 @@ def _files(collection: Collection) -> set[str]:
     return {p.name for p in collection.images_dir.iterdir()}
 
 
-def test_apply_interrupted_while_moving_files_is_finished_by_the_next_apply(tmp_path, monkeypatch):
+def _interrupted_apply(collection: Collection, monkeypatch, target: object, name: str) -> None:
+    """`dedup --apply` stopped by Ctrl-C where `target.name` is first called."""
     import curation.dedup_apply as dedup_apply
     from curation.dedup import find_duplicates
 
-    collection = build(tmp_path)
-    before = collection.metadata_path.read_bytes()
-
-    def interrupted(path):
+    def interrupted(*args):
         raise KeyboardInterrupt
 
     with monkeypatch.context() as patch:
-        patch.setattr(dedup_apply, "_sha", interrupted)
+        patch.setattr(target if target is not None else dedup_apply, name, interrupted)
         with contextlib.suppress(KeyboardInterrupt), collection.lock():
             dedup_apply.apply_report(collection, find_duplicates(collection))
+
+
+def test_apply_interrupted_while_moving_files_is_finished_by_the_next_apply(tmp_path, monkeypatch):
+    collection = build(tmp_path)
+    before = collection.metadata_path.read_bytes()
+    _interrupted_apply(collection, monkeypatch, None, "_sha")
     rows = {r["filename"] for r in collection.read_rows()}
     assert rows < _files(collection)  # rows gone, a file not yet moved aside
     result = run("dedup", "--apply", "--root", str(collection.root))
@@ -206,19 +210,9 @@ def test_apply_interrupted_while_moving_files_is_finished_by_the_next_apply(tmp_
 
 
 def test_apply_interrupted_before_rows_were_written_is_closed_and_redone(tmp_path, monkeypatch):
-    import curation.dedup_apply as dedup_apply
-    from curation.dedup import find_duplicates
-
     collection = build(tmp_path)
     before = collection.metadata_path.read_bytes()
-
-    def interrupted(rows):
-        raise KeyboardInterrupt
-
-    with monkeypatch.context() as patch:
-        patch.setattr(collection, "write_rows", interrupted)
-        with contextlib.suppress(KeyboardInterrupt), collection.lock():
-            dedup_apply.apply_report(collection, find_duplicates(collection))
+    _interrupted_apply(collection, monkeypatch, collection, "write_rows")
     assert collection.metadata_path.read_bytes() == before
     result = run("dedup", "--apply", "--root", str(collection.root))
     assert "interrupted before any change" in result.output
