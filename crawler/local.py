@@ -54,23 +54,50 @@ def pdf_hints(data: bytes) -> tuple[str, str]:
     return doi, license_
 
 
+def _candidates(folder: Path, href: str) -> list[Path]:
+    """The files beside a JATS file that may hold a graphic (its name with any image suffix)."""
+    name = Path(href.replace("\\", "/")).name
+    found = []
+    for suffix in _IMAGE_SUFFIXES:
+        candidate = folder / f"{name}{suffix}"
+        if candidate.is_file() and candidate.resolve().parent == folder.resolve():
+            found.append(candidate)
+    return found
+
+
 def jats_images(folder: Path, hrefs: list[str]) -> dict[str, bytes]:
     """The figure files beside a JATS file, by href (any image extension, checked by content)."""
     images = {}
     for href in hrefs:
-        name = Path(href.replace("\\", "/")).name
-        for suffix in _IMAGE_SUFFIXES:
-            candidate = folder / f"{name}{suffix}"
-            if candidate.is_file() and candidate.resolve().parent == folder.resolve():
-                data = candidate.read_bytes()
-                if sniff_image_extension(data):
-                    images[href] = data
-                    break
+        for candidate in _candidates(folder, href):
+            data = candidate.read_bytes()
+            if sniff_image_extension(data):
+                images[href] = data
+                break
     return images
 
 
-def ingest_file(root: Path, path: Path, kind: str, doi: str | None, force: bool) -> Outcome:
-    """Extract a local PDF/JATS file's chest panels into the collection at root."""
+def graphic_problems(folder: Path, article: Any, images: dict[str, bytes]) -> list[str]:
+    """"graphic 'H' left out: why" for each figure graphic of the article that cannot be read."""
+    from extract.jats import graphic_problem, unreadable_graphics
+
+    problems = []
+    for href, why in unreadable_graphics(article, images):
+        if href not in images:
+            found = _candidates(folder, href)
+            why = (graphic_problem(found[0].read_bytes()) or "not a supported image type") \
+                if found else "no image file beside it"
+        problems.append(f"graphic {href!r} left out: {why}")
+    return problems
+
+
+def ingest_file(root: Path, path: Path, kind: str, doi: str | None, force: bool,
+                problems: list[str] | None = None) -> Outcome:
+    """Extract a local PDF/JATS file's chest panels into the collection at root.
+
+    Each figure file that could not be read (JATS) is appended to `problems` as one line
+    ("article.nxml: graphic 'g2' left out: empty file (0 bytes)") and noted in the outcome.
+    """
     collection = Collection.create(root)
     try:
         if path.stat().st_size > MAX_FILE_BYTES:
@@ -82,7 +109,7 @@ def ingest_file(root: Path, path: Path, kind: str, doi: str | None, force: bool)
     if doi:
         paper.doi = normalize_doi(doi)
     try:
-        figures, text = _read(path, data, kind, paper)
+        figures, text, lost = _read(path, data, kind, paper)
     except DocumentError as exc:
         outcome = Outcome(paper.doi or paper.key, paper.doi, ERROR, source=paper.source,
                           reason=f"{path.name}: {exc}")
@@ -99,16 +126,24 @@ def ingest_file(root: Path, path: Path, kind: str, doi: str | None, force: bool)
         outcome = Outcome(paper.key, paper.doi, ERROR, source=paper.source,
                           reason=f"{path.name}: extraction failed: {type(exc).__name__}: {exc}")
         return record_outcome(collection, outcome)
-    return store_panels(collection, panels)
+    outcome = store_panels(collection, panels)
+    if lost:
+        note = f"{len(lost)} figure file(s) unreadable"
+        outcome.reason = f"{outcome.reason}; {note}" if outcome.reason else note
+        outcome = record_outcome(collection, outcome)
+        if problems is not None:
+            problems.extend(f"{path.name}: {line}" for line in lost)
+    return outcome
 
 
-def _read(path: Path, data: bytes, kind: str, paper: Paper) -> tuple[list[Any], str]:
+def _read(path: Path, data: bytes, kind: str, paper: Paper) -> tuple[list[Any], str, list[str]]:
+    """The document's figures, its text and the lines for figure files that could not be read."""
     if kind == "pdf":
         figures, text = read_pdf(data)
         doi, license_ = pdf_hints(data)
         paper.doi = paper.doi or doi
         paper.license = license_
-        return figures, text
+        return figures, text, []
     article, hrefs = jats_figure_hrefs(data)
     if not paper.doi and getattr(article, "doi", ""):
         try:
@@ -118,4 +153,6 @@ def _read(path: Path, data: bytes, kind: str, paper: Paper) -> tuple[list[Any], 
     paper.title = getattr(article, "title", "") or ""
     paper.abstract = getattr(article, "abstract", "") or ""
     paper.license = normalize_license(getattr(article, "license", "") or "")
-    return read_jats(article, jats_images(path.parent, hrefs))
+    images = jats_images(path.parent, hrefs)
+    figures, text = read_jats(article, images)
+    return figures, text, graphic_problems(path.parent, article, images)

@@ -112,3 +112,32 @@ def test_issue_reports_an_unreachable_doi_as_one_error_line(tmp_path):
     assert "Traceback" not in done.stderr
     assert done.stderr.splitlines() == [
         "Error: 10.5555/unreachable2;rm: cannot reach 127.0.0.1 (connection refused)"]
+
+
+def test_local_jats_with_missing_empty_and_garbage_figure_files_says_each_and_adds_the_rest(
+        tmp_path):
+    case = ("Case presentation. A 61-year-old woman presented with fever and cough. RT-PCR was "
+            "positive for SARS-CoV-2 and she was treated for COVID-19 pneumonia.")
+    example = sw.example_module()
+    folder = tmp_path / "paper"
+    folder.mkdir()
+    (folder / "article.nxml").write_bytes(sw.jats_article(
+        "10.5555/local.broken", "PMC2", "COVID-19 pneumonia", case, case,
+        [("Figure 1", "PA chest radiograph.", "fig1"), ("Figure 2", "Axial CT.", "fig2"),
+         ("Figure 3", "Chest radiograph.", "fig3"), ("Figure 4", "Chest radiograph.", "fig4")]))
+    (folder / "fig1.jpg").write_bytes(example.radiograph_like(seed=91))
+    (folder / "fig2.png").write_bytes(b"")
+    (folder / "fig3.jpg").write_bytes(b"<html>an error page, not an image</html>")
+    code, out, err = run("ingest", "--jats", str(folder / "article.nxml"),
+                         "--root", str(tmp_path / "c"))
+    assert code == 1
+    assert [line for line in err.splitlines() if line.startswith("Error:")] == [
+        "Error: article.nxml: graphic 'fig2' left out: empty file (0 bytes)",
+        "Error: article.nxml: graphic 'fig3' left out: not a readable image",
+        "Error: article.nxml: graphic 'fig4' left out: no image file beside it"]
+    assert "Traceback" not in err
+    assert "added: 3 figure file(s) unreadable" in out
+    rows = Collection.open(tmp_path / "c").read_rows()
+    assert [(r["figure"], r["modality"]) for r in rows] == [("Figure 1", "X-ray")]
+    stored = previous_outcome(Collection.open(tmp_path / "c"), "10.5555/local.broken")
+    assert stored.outcome == "added" and stored.reason == "3 figure file(s) unreadable"

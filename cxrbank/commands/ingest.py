@@ -126,11 +126,13 @@ def ingest_dois(root: Path, dois: list[str], contact: str, force: bool) -> list[
     return [results[doi] for doi in dois]
 
 
-def ingest_local(root: Path, path: Path, kind: str, doi: str | None, force: bool) -> Any:
-    """Ingest a local PDF or JATS file (offline); its Outcome."""
+def ingest_local(root: Path, path: Path, kind: str, doi: str | None,
+                 force: bool) -> tuple[Any, list[str]]:
+    """Ingest a local PDF or JATS file (offline); its Outcome and its unreadable figure files."""
     from crawler.local import ingest_file
 
-    return ingest_file(root, path, kind, doi, force)
+    problems: list[str] = []
+    return ingest_file(root, path, kind, doi, force, problems), problems
 
 
 def _render_table(outcomes: list[Any]) -> str:
@@ -166,7 +168,8 @@ def ingest_cmd(dois: tuple[str, ...], from_file: Path | None, pdf_file: Path | N
 
     By DOI (resolved through Europe PMC, Unpaywall, Crossref, OpenAlex, bioRxiv) or from a
     local PDF or JATS file. A paper ingested before is not redone unless --force. Ends with
-    a table: DOI, source used, images added, outcome. Exit 1 if any paper failed.
+    a table: DOI, source used, images added, outcome. Exit 1 if any paper failed or a local
+    JATS file's figure file could not be read (one `Error:` line each; the rest is added).
     """
     local = [p for p in (pdf_file, jats_file) if p is not None]
     if len(local) > 1 or (local and (from_file or len(dois) > 1)):
@@ -176,6 +179,7 @@ def ingest_cmd(dois: tuple[str, ...], from_file: Path | None, pdf_file: Path | N
     if any(not value.strip() for value in dois):
         raise click.UsageError("--doi needs a DOI, not an empty value")
     bad: list[str] = []
+    unreadable: list[str] = []
     if local:
         from crawler.resolve import normalize_doi
 
@@ -183,7 +187,9 @@ def ingest_cmd(dois: tuple[str, ...], from_file: Path | None, pdf_file: Path | N
             doi = normalize_doi(dois[0]) if dois else None
         except ValueError:
             raise click.UsageError(f"--doi {dois[0]!r} is not a DOI") from None
-        outcomes = [ingest_local(root, local[0], "pdf" if pdf_file else "jats", doi, force)]
+        outcome, unreadable = ingest_local(root, local[0], "pdf" if pdf_file else "jats", doi,
+                                           force)
+        outcomes = [outcome]
     else:
         from crawler.settings import ContactMissing, contact_address
 
@@ -198,9 +204,12 @@ def ingest_cmd(dois: tuple[str, ...], from_file: Path | None, pdf_file: Path | N
     failed = [o for o in outcomes if o.failed]
     for o in failed if local else []:  # ingest_dois said its own
         say_error(f"{o.doi or o.key}: {o.reason}")
+    for line in unreadable:
+        say_error(line)
     if as_json:
-        emit_json({"papers": [o.to_dict() for o in outcomes], "not_dois": bad})
+        emit_json({"papers": [o.to_dict() for o in outcomes], "not_dois": bad,
+                   "unreadable_figure_files": unreadable})
     else:
         click.echo(_render_table(outcomes))
-    if failed or bad:
+    if failed or bad or unreadable:
         click.get_current_context().exit(EXIT_PARTIAL)
