@@ -47,6 +47,31 @@ def _jats_images(xml_path: Path, hrefs: list[str]) -> dict[str, bytes]:
     return images
 
 
+def _previous_files(out_dir: Path) -> list[Path]:
+    """The files a previous run wrote to out_dir (those its figures.json lists, its debug pages).
+
+    A folder with other files and no figures.json is refused: nothing unknown is deleted.
+    """
+    if not out_dir.is_dir():
+        return []
+    listing = out_dir / "figures.json"
+    if not listing.is_file():
+        if any(out_dir.iterdir()):
+            raise CxrbankError(f"{out_dir} is not empty and has no figures.json from an earlier "
+                               "run; give a new or empty folder")
+        return []
+    try:
+        records = json.loads(listing.read_text(encoding="utf-8"))
+        names = [record["file"] for record in records]
+    except (OSError, UnicodeDecodeError, ValueError, TypeError, KeyError) as exc:
+        raise CxrbankError(f"{listing} is not a figures.json written by cxrbank figures "
+                           f"({type(exc).__name__}); remove it or give another folder") from None
+    files = [out_dir / name for name in names
+             if isinstance(name, str) and name == Path(name).name and name not in ("", ".", "..")]
+    files += out_dir.glob("debug-page-*.png")
+    return [path for path in files if path.is_file() and not path.is_symlink()]
+
+
 def _write_figures(out_dir: Path, figures: list, pdf_for_debug: bytes | None) -> list[dict]:
     """Each figure's image file, figures.json and the debug pages; the figures.json records."""
     records = []
@@ -86,6 +111,8 @@ def figures_cmd(file: Path | None, jats_file: Path | None, out_dir: Path, debug:
     embedded bytes when a figure is exactly one embedded image, otherwise lossless PNG) and
     DIR/figures.json: a list of {file, page, bbox, label, panel, caption, panel_caption,
     width, height, method}; bbox is [x0, y0, x1, y1] in PDF points from the top-left.
+    Re-running into the same DIR first removes the files the previous figures.json lists
+    (and its debug pages); a non-empty DIR without figures.json is refused.
     """
     if (file is None) == (jats_file is None):
         raise click.UsageError("give either FILE (a PDF) or --jats FILE")
@@ -114,6 +141,8 @@ def figures_cmd(file: Path | None, jats_file: Path | None, out_dir: Path, debug:
     except OSError as exc:
         raise CxrbankError(f"cannot create {out_dir}: {exc.strerror or exc}") from None
     try:
+        for old in _previous_files(out_dir):
+            old.unlink()
         records = _write_figures(out_dir, figures, data if debug and file is not None else None)
     except OSError as exc:
         raise CxrbankError(f"cannot write to {out_dir}: {exc.strerror or exc}") from None
