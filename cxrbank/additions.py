@@ -12,10 +12,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from cxrbank.collection import Collection, Row
-from extract.issuetext import AdditionRequest, parse_request
+from extract.issuetext import MAX_ITEMS, MAX_TEXT, AdditionRequest, parse_request
 
 PDF_HOSTS_ENV = "CXRBANK_PDF_HOSTS"  # extra hosts (comma-separated) whose PDF links may be fetched
 THUMB_SIZE = 256
+MAX_LISTED = 20  # links/DOIs not fetched, listed one by one; the rest are counted
 
 
 @dataclass
@@ -183,6 +184,32 @@ def handle_issue(root: Path, number: int, text: str, contact: str, *,
     return result
 
 
+def not_fetched(request: AdditionRequest) -> list[tuple[str, str]]:
+    """Each link or DOI of the issue that is not fetched, once, with why."""
+    over = f"beyond the first {MAX_ITEMS} requests"
+    return [*request.refused, *((value, over) for value in request.left_over)]
+
+
+def request_notes(request: AdditionRequest) -> list[str]:
+    """What of the issue is not handled: the cap on requests and the text not read."""
+    notes = []
+    if request.left_over:
+        notes.append(f"only the first {MAX_ITEMS} requests are handled; "
+                     f"{len(request.left_over)} more left for a follow-up")
+    if request.ignored_chars:
+        notes.append(f"only the first {MAX_TEXT} characters of the issue were read; "
+                     f"the last {request.ignored_chars} were ignored")
+    return notes
+
+
+def not_fetched_lines(request: AdditionRequest) -> list[tuple[str, str]]:
+    """(link or DOI, why) for at most MAX_LISTED, then ("… and N more", "") when there are more."""
+    entries = [(value[:200], why) for value, why in not_fetched(request)]
+    if len(entries) <= MAX_LISTED:
+        return entries
+    return [*entries[:MAX_LISTED], (f"… and {len(entries) - MAX_LISTED} more", "")]
+
+
 def write_thumbnails(collection: Collection, result: IssueResult, folder: Path) -> dict[str, str]:
     """A small PNG per added image (for the reply); filename -> thumbnail path."""
     from PIL import Image  # noqa: PLC0415
@@ -237,8 +264,12 @@ def reply_markdown(result: IssueResult, thumbs: dict[str, str] | None = None,
     if hints.figures or hints.patients:
         lines += ["", f"Hints from the issue, for the reviewer: figures {', '.join(hints.figures) or '-'};"
                   f" patients {', '.join(hints.patients) or '-'}."]
-    if result.request.refused:
+    listed = not_fetched_lines(result.request)
+    if listed:
         lines += ["", "Not fetched:"]
-        lines += [f"- `{url[:200]}`: {why}" for url, why in result.request.refused]
+        lines += [f"- `{ref}`: {why}" if why else f"- {ref}" for ref, why in listed]
+    notes = request_notes(result.request)
+    if notes:
+        lines += [""] + [f"Note: {note}." for note in notes]
     lines += ["", "Rows with finding `todo` need a curator's review before release."]
     return "\n".join(lines) + "\n"

@@ -9,8 +9,8 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 from cxrbank.schema import SYNONYMS, canonical_finding
 
-MAX_TEXT = 256 * 1024  # characters of an issue read; the rest is ignored
-MAX_ITEMS = 20  # DOIs + URLs taken from one issue
+MAX_TEXT = 256 * 1024  # characters of an issue read; the rest is ignored (and said)
+MAX_ITEMS = 20  # DOIs + URLs taken from one issue; the rest are listed as left over
 
 # Hosts from which a direct PDF link in an issue may be fetched (open repositories and OA
 # publishers). Anything else is listed as refused, never fetched.
@@ -24,6 +24,7 @@ DEFAULT_PDF_HOSTS: tuple[str, ...] = (
 # Crossref's recommended pattern (/^10.\d{4,9}/[-._;()/:A-Z0-9]+$/i), unanchored for free text.
 _DOI = re.compile(r"\b10\.\d{4,9}/[-._;()/:A-Za-z0-9]+", re.IGNORECASE)
 _URL = re.compile(r"https?://[^\s<>\"'`]+", re.IGNORECASE)
+_OTHER_URL = re.compile(r"\b(?!https?://)[a-z][a-z0-9+.-]{1,15}://[^\s<>\"'`]*", re.IGNORECASE)
 _RADIOPAEDIA_CASE = re.compile(r"^/cases/([a-z0-9][a-z0-9-]*)/?$", re.IGNORECASE)
 _FIGURE_HINT = re.compile(r"\b(?:fig(?:ure)?\.?)\s*(\d{1,2}[a-h]?)\b", re.IGNORECASE)
 _PATIENT_HINT = re.compile(r"\b(?:patient|case)\s*(?:no\.?\s*)?(\d{1,3})\b", re.IGNORECASE)
@@ -45,7 +46,9 @@ class AdditionRequest:
     dois: list[str] = field(default_factory=list)
     radiopaedia_cases: list[str] = field(default_factory=list)  # canonical case URLs
     pdf_urls: list[str] = field(default_factory=list)  # allowed direct PDF links
-    refused: list[tuple[str, str]] = field(default_factory=list)  # (url, why)
+    refused: list[tuple[str, str]] = field(default_factory=list)  # (url or DOI, why)
+    left_over: list[str] = field(default_factory=list)  # requests beyond the first MAX_ITEMS
+    ignored_chars: int = 0  # characters of the text beyond MAX_TEXT, not read
     hints: Hints = field(default_factory=Hints)
 
     def empty(self) -> bool:
@@ -53,7 +56,10 @@ class AdditionRequest:
 
 
 def decode_text(data: bytes | str | None) -> str:
-    """Issue text as str whatever its encoding: UTF-8, else Latin-1; NULs and controls dropped."""
+    """Issue text as str whatever its encoding: UTF-8, else Latin-1; NULs and controls blanked.
+
+    Not shortened: `parse_request` reads the first MAX_TEXT characters and says so.
+    """
     if data is None:
         return ""
     if isinstance(data, bytes):
@@ -63,7 +69,7 @@ def decode_text(data: bytes | str | None) -> str:
             text = data.decode("latin-1")
     else:
         text = data
-    return re.sub(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", " ", text[:MAX_TEXT])
+    return re.sub(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", " ", text)
 
 
 def strip_trailing(value: str) -> str:
@@ -119,21 +125,31 @@ def parse_request(text: str, pdf_hosts: tuple[str, ...] = DEFAULT_PDF_HOSTS, *,
                   extra_pdf_hosts: tuple[str, ...] = ()) -> AdditionRequest:
     """Everything an issue names, in order of appearance, deduplicated, at most MAX_ITEMS.
 
-    Nothing here fetches or runs anything: URLs off the allow-list or pointing at private
-    addresses are listed in `refused` with the reason. `trusted_hosts` are the hosts of the
-    configured services (a local test web), allowed although they are private addresses.
+    Nothing here fetches or runs anything. Every link that will not be fetched is listed in
+    `refused` with the reason (off the allow-list, private address, not http(s), not a case,
+    DOI or PDF link); requests beyond MAX_ITEMS go to `left_over`, and text beyond MAX_TEXT
+    is counted in `ignored_chars`. `trusted_hosts` are the hosts of the configured services
+    (a local test web), allowed although they are private addresses.
     """
     pdf_hosts = (*pdf_hosts, *extra_pdf_hosts)
-    text = decode_text(text)
-    request = AdditionRequest()
+    full = decode_text(text)
+    text = full[:MAX_TEXT]
+    request = AdditionRequest(ignored_chars=len(full) - len(text))
     seen: set[str] = set()
+    refused: set[str] = set()
 
-    def take(kind: list[str], value: str) -> None:
-        if value not in seen and len(seen) < MAX_ITEMS:
-            seen.add(value)
-            kind.append(value)
+    def refuse(url: str, why: str) -> None:
+        if url not in refused:
+            refused.add(url)
+            request.refused.append((url, why))
+
+    def blank(match: re.Match[str]) -> str:
+        return " " * len(match.group(0))
 
     found: list[tuple[int, list[str], str]] = []  # (position, where it goes, value)
+    without_http = _URL.sub(blank, text)
+    for match in _OTHER_URL.finditer(without_http):
+        refuse(strip_trailing(match.group(0)), "not an http(s) link")
     for match in _URL.finditer(text):
         url = strip_trailing(match.group(0))
         parts = urlsplit(url)
@@ -142,21 +158,33 @@ def parse_request(text: str, pdf_hosts: tuple[str, ...] = DEFAULT_PDF_HOSTS, *,
             doi = _DOI.search(unquote(parts.path))
             if doi:
                 found.append((match.start(), request.dois, clean_doi(doi.group(0))))
+            else:
+                refuse(url, "no DOI in the link")
         elif host not in trusted_hosts and not is_public_host(host):
-            request.refused.append((url, "private or local address"))
+            refuse(url, "private or local address")
         elif case := canonical_radiopaedia_url(url):
             found.append((match.start(), request.radiopaedia_cases, case))
+        elif host in ("radiopaedia.org", "www.radiopaedia.org"):
+            refuse(url, "not a Radiopaedia case URL (https://radiopaedia.org/cases/NAME)")
         elif parts.path.lower().endswith(".pdf") or "/pdf" in parts.path.lower():
             if host in pdf_hosts:
                 pdf = urlunsplit(("https", parts.netloc, parts.path, parts.query, ""))
                 found.append((match.start(), request.pdf_urls, pdf))
             else:
-                request.refused.append((url, "host not on the allow-list"))
-    # DOIs in the prose; those inside URLs (a PDF link's path) are not requests of their own.
-    prose = _URL.sub(lambda m: " " * len(m.group(0)), text)
+                refuse(url, "host not on the allow-list")
+        else:
+            refuse(url, "not a DOI, Radiopaedia case or PDF link")
+    # DOIs in the prose; those inside links (a PDF link's path) are not requests of their own.
+    prose = _OTHER_URL.sub(blank, without_http)
     found.extend((m.start(), request.dois, clean_doi(m.group(0))) for m in _DOI.finditer(prose))
     for _, kind, value in sorted(found, key=lambda item: item[0]):
-        take(kind, value)
+        if value in seen or value in request.left_over:
+            continue
+        if len(seen) < MAX_ITEMS:
+            seen.add(value)
+            kind.append(value)
+        else:
+            request.left_over.append(value)
 
     request.hints.figures = list(dict.fromkeys(m.group(1).upper() for m in _FIGURE_HINT.finditer(text)))
     request.hints.patients = list(dict.fromkeys(m.group(1) for m in _PATIENT_HINT.finditer(text)))

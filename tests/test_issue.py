@@ -114,3 +114,57 @@ def test_github_api_fetch_uses_the_token_but_never_shows_it(tmp_path: Path, scho
     missing = CliRunner().invoke(main, ["issue", "--repo", "owner/data", "--number", "13",
                                         "--root", str(tmp_path / "c")])
     assert missing.exit_code == 1 and "HTTP 404" in missing.output and TOKEN not in missing.output
+
+
+def test_links_that_are_not_fetched_are_each_listed_once_with_why(tmp_path: Path, scholarly) -> None:
+    body = ("see https://radiopaedia.org/cases/../../admin and file:///etc/passwd and "
+            "file:///etc/passwd again, https://example.org/about")
+    code, out, err, reply = run_issue(tmp_path, body)
+    assert code == 0 and "Traceback" not in err
+    assert [line for line in err.splitlines() if line.startswith("not fetched:")] == [
+        "not fetched: file:///etc/passwd (not an http(s) link)",
+        "not fetched: https://radiopaedia.org/cases/../../admin (not a Radiopaedia case URL"
+        " (https://radiopaedia.org/cases/NAME))",
+        "not fetched: https://example.org/about (not a DOI, Radiopaedia case or PDF link)"]
+    assert "nothing to add" in out
+    assert "- `file:///etc/passwd`: not an http(s) link" in reply.read_text()
+    assert scholarly.web.requests == []
+
+
+def test_requests_beyond_the_cap_and_text_beyond_the_limit_are_said(
+        tmp_path: Path, scholarly, monkeypatch) -> None:
+    from cxrbank import additions
+    from extract.issuetext import MAX_TEXT
+
+    asked: list[str] = []
+
+    def no_open_full_text(collection, dois, contact, force):
+        asked.extend(dois)
+        return [additions.ItemResult("doi", doi, "no open full text") for doi in dois]
+
+    monkeypatch.setattr(additions, "_ingest_dois", no_open_full_text)
+    dois = " ".join(f"10.5555/many.{i}" for i in range(200))
+    body = f"{dois} {'x' * MAX_TEXT} 10.5555/late.1"
+    code, _, err, reply = run_issue(tmp_path, body)
+    assert code == 0 and "Traceback" not in err
+    assert asked == [f"10.5555/many.{i}" for i in range(20)]
+    listed = [line for line in err.splitlines() if line.startswith("not fetched:")]
+    assert listed[0] == "not fetched: 10.5555/many.20 (beyond the first 20 requests)"
+    assert len(listed) == 21 and listed[-1] == "not fetched: … and 160 more"
+    ignored = len(body) + len("Publication to add\n\n") - MAX_TEXT
+    notes = ["only the first 20 requests are handled; 180 more left for a follow-up",
+             f"only the first {MAX_TEXT} characters of the issue were read; "
+             f"the last {ignored} were ignored"]
+    assert [line for line in err.splitlines() if line.startswith("only the first")] == notes
+    text = reply.read_text()
+    assert all(f"Note: {note}." in text for note in notes) and "- … and 160 more" in text
+
+
+@pytest.mark.parametrize("number", [-3, 0])
+def test_non_positive_issue_number_is_one_error(tmp_path: Path, scholarly, number: int) -> None:
+    result = CliRunner().invoke(main, ["issue", "--event", str(event(tmp_path, OPEN_DOI, number)),
+                                       "--root", str(tmp_path / "c")])
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [
+        f"Error: event.json: issue number {number} is not a positive integer"]
+    assert not (tmp_path / "c").exists() and scholarly.web.requests == []

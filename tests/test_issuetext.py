@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from extract.issuetext import MAX_ITEMS, clean_doi, decode_text, is_public_host, parse_request
+from extract.issuetext import (
+    MAX_ITEMS,
+    MAX_TEXT,
+    clean_doi,
+    decode_text,
+    is_public_host,
+    parse_request,
+)
 
 
 def test_several_dois_with_trailing_punctuation_and_brackets() -> None:
@@ -69,3 +76,33 @@ def test_huge_and_non_utf8_bodies_are_read_safely() -> None:
 def test_clean_doi_keeps_balanced_brackets() -> None:
     assert clean_doi("10.1016/S0140-6736(20)30183-5).") == "10.1016/s0140-6736(20)30183-5"
     assert is_public_host("radiopaedia.org") and not is_public_host("192.168.1.1")
+
+
+def test_every_link_not_fetched_is_listed_once_with_why() -> None:
+    text = ("see https://radiopaedia.org/cases/../../admin and file:///etc/passwd, "
+            "ftp://example.org/x.pdf, https://example.org/about, https://doi.org/, "
+            "https://example.org/about again and https://a.org/r?u=ftp://b.org/c")
+    request = parse_request(text)
+    assert request.empty()
+    assert request.refused == [
+        ("file:///etc/passwd", "not an http(s) link"),
+        ("ftp://example.org/x.pdf", "not an http(s) link"),
+        ("https://radiopaedia.org/cases/../../admin",
+         "not a Radiopaedia case URL (https://radiopaedia.org/cases/NAME)"),
+        ("https://example.org/about", "not a DOI, Radiopaedia case or PDF link"),
+        ("https://doi.org/", "no DOI in the link"),
+        ("https://a.org/r?u=ftp://b.org/c", "not a DOI, Radiopaedia case or PDF link")]
+
+
+def test_requests_beyond_the_cap_are_left_over_not_dropped() -> None:
+    many = " ".join(f"10.1000/n{i}" for i in range(200))
+    request = parse_request(f"{many} 10.1000/n0")
+    assert request.dois == [f"10.1000/n{i}" for i in range(MAX_ITEMS)]
+    assert request.left_over == [f"10.1000/n{i}" for i in range(MAX_ITEMS, 200)]
+
+
+def test_text_beyond_the_limit_is_counted_not_silently_ignored() -> None:
+    request = parse_request("10.1000/first " + "x" * MAX_TEXT + " 10.1000/late.2")
+    assert request.dois == ["10.1000/first"]
+    assert request.ignored_chars == len(" 10.1000/late.2") + len("10.1000/first ")
+    assert parse_request("10.1000/first").ignored_chars == 0

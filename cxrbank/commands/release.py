@@ -91,7 +91,14 @@ def issue_cmd(event_file: Path | None, repo: str | None, number: int | None,
     """
     from crawler.github import IssueError, fetch_issue, read_event  # noqa: PLC0415
     from crawler.settings import ContactMissing, contact_address  # noqa: PLC0415
-    from cxrbank.additions import handle_issue, reply_markdown, write_thumbnails  # noqa: PLC0415
+    from cxrbank.additions import (  # noqa: PLC0415
+        handle_issue,
+        not_fetched,
+        not_fetched_lines,
+        reply_markdown,
+        request_notes,
+        write_thumbnails,
+    )
     from cxrbank.collection import Collection  # noqa: PLC0415
     from cxrbank.commands.ingest import scrapy_overrides  # noqa: PLC0415
 
@@ -106,6 +113,9 @@ def issue_cmd(event_file: Path | None, repo: str | None, number: int | None,
                                                                        contact=address)
     except (IssueError, OSError) as exc:
         raise CxrbankError(str(exc)) from exc
+    if isinstance(issue.number, bool) or not isinstance(issue.number, int) or issue.number < 1:
+        where = event_file.name if event_file else repo
+        raise CxrbankError(f"{where}: issue number {issue.number!r} is not a positive integer")
     result = handle_issue(root, issue.number, issue.text, address, overrides=scrapy_overrides(),
                           force=force)
     reply = None
@@ -119,17 +129,23 @@ def issue_cmd(event_file: Path | None, repo: str | None, number: int | None,
             "issue": issue.number,
             "items": [{"kind": i.kind, "ref": i.ref, "outcome": i.outcome, "reason": i.reason,
                        "rows": [r["filename"] for r in i.rows]} for i in result.items],
-            "refused": [{"url": u, "why": w} for u, w in result.request.refused],
+            "refused": [{"url": u, "why": w} for u, w in not_fetched(result.request)],
+            "notes": request_notes(result.request),
             "reply": str(reply_file) if reply_file else None,
         })
     else:
         for item in result.items:
             detail = f": {item.reason}" if item.reason else ""
             click.echo(f"{item.kind} {item.ref}: {item.outcome}{detail} ({len(item.rows)} rows)")
-        for url, why in result.request.refused:
-            say(f"not fetched: {url[:200]} ({why})")
+        for ref, why in not_fetched_lines(result.request):
+            say(f"not fetched: {ref} ({why})" if why else f"not fetched: {ref}")
+        for note in request_notes(result.request):
+            say(note)
         if result.request.empty():
-            click.echo(f"issue #{issue.number}: nothing to add (no DOI, case URL or allowed PDF link)")
+            read = f" in the first {len(issue.text) - result.request.ignored_chars} characters" \
+                if result.request.ignored_chars else ""
+            click.echo(f"issue #{issue.number}: nothing to add{read} (no DOI, case URL or allowed"
+                       " PDF link)")
     if result.failed:
         raise SystemExit(1)
 
