@@ -37,3 +37,17 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip("../shared/data is not present (real-data tests run only beside it)")
     return SHARED_DATA
+
+
+@pytest.fixture
+def scholarly(web: LocalWeb, monkeypatch: pytest.MonkeyPatch):
+    """Fake Europe PMC, Unpaywall, Crossref, OpenAlex and bioRxiv on the local web, with the
+    crawler's settings pointed at them and a contact set."""
+    import json  # noqa: PLC0415
+
+    from cxrbank import fakeweb  # noqa: PLC0415
+
+    services = fakeweb.ScholarlyWeb(web)
+    monkeypatch.setenv("CXRBANK_CONTACT", "tester@example.org")
+    monkeypatch.setenv("CXRBANK_SCRAPY_SETTINGS", json.dumps(services.overrides))
+    return services

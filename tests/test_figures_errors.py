@@ -3,21 +3,10 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from cxrbank.cli import main
-
-REPO = Path(__file__).resolve().parent.parent
-EXAMPLE = REPO / "examples" / "case-report.pdf"
-
-
-def run(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(main, list(args))
-    assert result.exception is None or isinstance(result.exception, SystemExit)
-    return result.exit_code, result.stdout, result.stderr
+from tests.fixtures.cli import EXAMPLE, run
 
 
 def test_output_folder_that_cannot_be_created_is_one_error_line(tmp_path):

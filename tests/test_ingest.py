@@ -6,7 +6,6 @@ import io
 import json
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
 from PIL import Image, ImageDraw
 
@@ -50,14 +49,6 @@ def chart_png() -> bytes:
     out = io.BytesIO()
     image.save(out, "PNG")
     return out.getvalue()
-
-
-@pytest.fixture
-def scholarly(web, monkeypatch) -> sw.ScholarlyWeb:
-    services = sw.ScholarlyWeb(web)
-    monkeypatch.setenv("CXRBANK_CONTACT", "tester@example.org")
-    monkeypatch.setenv("CXRBANK_SCRAPY_SETTINGS", json.dumps(services.overrides))
-    return services
 
 
 def serve_all_cases(s: sw.ScholarlyWeb) -> None:

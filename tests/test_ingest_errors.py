@@ -9,33 +9,16 @@ import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 from scrapy.exceptions import CannotResolveHostError
 
 from crawler.resolve import normalize_doi
 from crawler.spiders.papers import network_failure
 from crawler.state import previous_outcome
 from cxrbank import fakeweb as sw
-from cxrbank.cli import main
 from cxrbank.collection import Collection
+from tests.fixtures.cli import EXAMPLE, run
 
-REPO = Path(__file__).resolve().parent.parent
-EXAMPLE = REPO / "examples" / "case-report.pdf"
 CLOSED = "http://127.0.0.1:1"  # nothing listens there: connection refused at once
-
-
-def run(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(main, list(args))
-    assert result.exception is None or isinstance(result.exception, SystemExit)
-    return result.exit_code, result.stdout, result.stderr
-
-
-@pytest.fixture
-def scholarly(web, monkeypatch) -> sw.ScholarlyWeb:
-    services = sw.ScholarlyWeb(web)
-    monkeypatch.setenv("CXRBANK_CONTACT", "tester@example.org")
-    monkeypatch.setenv("CXRBANK_SCRAPY_SETTINGS", json.dumps(services.overrides))
-    return services
 
 
 def test_bad_doi_beside_a_local_pdf_is_a_usage_error_and_writes_nothing(tmp_path):
