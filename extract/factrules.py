@@ -209,6 +209,7 @@ _NEGATED_AFTER = re.compile(
 _POSITIVE_NEAR = re.compile(r"\b(?:positive|confirmed|diagnos\w*|\+ve)\b", re.IGNORECASE)
 _UNCERTAIN_BEFORE = re.compile(
     r"\b(?:suspect\w*|suspicion|possible|possibly|probable|concern\w*|differential|tested for|"
+    r"may (?:represent|reflect|indicate|be due to)|might|could (?:represent|be)|question\w*|"
     r"tests? for|testing for|screen\w* for|consider\w*|compatible with|mimic\w*|versus|vs|"
     r"or|history of|previous|prior|past|treated for|recovered from|vaccin\w*|risk of|"
     r"exposure to|exposed to|contact with|epidemiolog\w*|area|region|outbreak|pandemic|during|"
@@ -242,6 +243,8 @@ def _mention_state(text: str, m: re.Match[str], next_start: int) -> str:
     start, end = sentence_bounds(text, m.start())
     before = text[max(start, m.start() - 60):m.start()]
     after = text[m.end():min(end, next_start, m.end() + 60)]
+    if re.search(r"\bdifferential\b", before, re.IGNORECASE):
+        return "unsure"  # "differential diagnosis: COVID-19, influenza …" is not a diagnosis
     if (_POSITIVE_NEAR.search(before) and not re.search(r"\b(?:no|not|without)\b", before, re.I)) \
             or re.match(r"^[^.;]{0,40}?\b(?:positive|confirmed)\b", after, re.I):
         return "negated" if _NEGATED_AFTER.search(after[:20]) else "asserted"

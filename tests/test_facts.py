@@ -82,6 +82,15 @@ def test_prescription_rx_is_not_a_radiograph() -> None:
     assert facts_of_text("Rx: amoxicillin 1 g three times daily.").modality is None
 
 
+@pytest.mark.parametrize("text", [
+    "Differential diagnosis: COVID-19 pneumonia, influenza, PCP.",
+    "Findings may represent tuberculosis or fungal infection.",
+    "Appearances could represent Legionella pneumonia.",
+])
+def test_differentials_and_hedges_are_not_the_finding(text: str) -> None:
+    assert facts_of_text(text).finding is None
+
+
 def test_virus_name_glued_to_the_word_before_is_found() -> None:
     text = ("A 68-year-old intubated man with fever and cough. ClassicCOVID-19 appearances on CXR. "
             "This patient had a positive RT-PCR forCOVID-19 on the second throat swab.")
