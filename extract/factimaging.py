@@ -5,7 +5,15 @@ from __future__ import annotations
 import re
 from datetime import date
 
-from extract.factrules import NUMBER, ORDINALS, Found, number_value, sentence_of
+from extract.factrules import (
+    GENERIC_SENTENCE,
+    NUMBER,
+    ORDINALS,
+    THIS_CASE,
+    Found,
+    number_value,
+    sentence_of,
+)
 
 # ---- modality and view -----------------------------------------------------------------
 # "chest Xay": X-ray with its "-r" lost in a PDF copy, as real notes have it; "RX": the Italian
@@ -28,16 +36,6 @@ _NOT_THIS_STUDY_AFTER = re.compile(
 # "radiograph-negative", "CT-occult": an adjective about the disease, not a study.
 _ADJECTIVE_AFTER = re.compile(r"^-?(?:negative|positive|occult|proven|confirmed|guided)\b",
                               re.IGNORECASE)
-# A sentence about the modality in general (a discussion), not about this case's images.
-_GENERIC_SENTENCE = re.compile(
-    r"\b(?:most common\w*|typical(?:ly)?|usually|commonly|generally|in general|characteristic"
-    r"(?:ally)?|classically|may (?:be|show|demonstrate|reveal|manifest)|can (?:be|show|reveal)|"
-    r"include[sd]?|sensitivity|specificity)\b", re.IGNORECASE)
-_THIS_CASE = re.compile(r"\b(?:shows?|showed|shown|demonstrat\w*|reveal\w*|obtained|performed|"
-                        r"taken|done|arrows?|arrowheads?|patient|day|admission|follow-up)\b",
-                        re.IGNORECASE)
-
-
 def _study_mention(pattern: re.Pattern[str], text: str) -> re.Match[str] | None:
     """The first mention of a modality that is about an image of this case (not a prior,
     outside, recommended or unavailable study, an adjective, or a general statement)."""
@@ -49,7 +47,7 @@ def _study_mention(pattern: re.Pattern[str], text: str) -> re.Match[str] | None:
         if _ADJECTIVE_AFTER.search(text[m.end():m.end() + 12]):
             continue
         sentence = sentence_of(text, m.start())
-        if _GENERIC_SENTENCE.search(sentence) and not _THIS_CASE.search(sentence):
+        if GENERIC_SENTENCE.search(sentence) and not THIS_CASE.search(sentence):
             continue
         return m
     return None

@@ -176,6 +176,17 @@ def find_sex(text: str) -> Found:
     return None
 
 
+# A sentence about a modality or a disease in general (a discussion), not about this case.
+GENERIC_SENTENCE = re.compile(
+    r"\b(?:most common\w*|typical(?:ly)?|usually|commonly|generally|in general|characteristic"
+    r"(?:ally)?|classically|may (?:be|show|demonstrate|reveal|manifest|look)|can (?:be|show|reveal|"
+    r"look)|"
+    r"include[sd]?|sensitivity|specificity)\b", re.IGNORECASE)
+THIS_CASE = re.compile(r"\b(?:shows?|showed|shown|demonstrat\w*|reveal\w*|obtained|performed|"
+                        r"taken|done|arrows?|arrowheads?|patient|case|day|admission|follow-up)\b",
+                        re.IGNORECASE)
+
+
 # ---- finding ---------------------------------------------------------------------------
 _GENERIC_KEYS = {"viral", "bacterial", "aspiration", "normal", "no finding", "no findings",
                  "todo", "unknown", "pneumonia", "covid-19, ards"}
@@ -218,6 +229,11 @@ _CONTEXT_AFTER = re.compile(
     r"^\s*(?:pandemic|outbreak|epidemic|era|crisis|patients|cases|contacts?|wards?|units?|"
     r"area|region|vaccin\w*|tests?|testing|screening|suspects?|isolation|period|season|"
     r"guidelines?|protocols?|restrictions?)\b", re.IGNORECASE)
+# "Tuberculosis is an important mimic", "Lipoid pneumonia is a rare condition".
+_GENERAL_AFTER = re.compile(
+    r"^\s*(?:pneumonia\s+)?(?:is|are)\s+(?:an?\s+|the\s+)?(?:\w+\s+){0,2}(?:mimic|differential|"
+    r"consideration|alternative|rare|uncommon|common|frequent|known|recognised|recognized)\b",
+    re.IGNORECASE)
 _NORMAL_RE = re.compile(
     r"\b(?:x-?rays?|radiographs?|cxr|ct|films?|scans?|imaging|lungs?|chest)\b[^.;]{0,40}?\b"
     r"(?:is|was|were|are|appeared|appears|remained)\s+(?:completely\s+|entirely\s+)?"
@@ -239,7 +255,8 @@ _SPECIFICITY = {"ARDS": 1, "Pneumonia/Viral": 0, "Pneumonia/Bacterial": 0}
 
 
 def _mention_state(text: str, m: re.Match[str], next_start: int) -> str:
-    """"asserted", "negated" or "unsure" (suspected, tested for, past, epidemiological)."""
+    """"confirmed" (a positive test or diagnosis beside it), "asserted", "negated" or "unsure"
+    (suspected, tested for, past, epidemiological, a general statement)."""
     start, end = sentence_bounds(text, m.start())
     before = text[max(start, m.start() - 60):m.start()]
     after = text[m.end():min(end, next_start, m.end() + 60)]
@@ -247,10 +264,17 @@ def _mention_state(text: str, m: re.Match[str], next_start: int) -> str:
         return "unsure"  # "differential diagnosis: COVID-19, influenza …" is not a diagnosis
     if (_POSITIVE_NEAR.search(before) and not re.search(r"\b(?:no|not|without)\b", before, re.I)) \
             or re.match(r"^[^.;]{0,40}?\b(?:positive|confirmed)\b", after, re.I):
-        return "negated" if _NEGATED_AFTER.search(after[:20]) else "asserted"
+        return "negated" if _NEGATED_AFTER.search(after[:20]) else "confirmed"
     if _NEGATED_BEFORE.search(before) or _NEGATED_AFTER.search(after):
         return "negated"
-    if _UNCERTAIN_BEFORE.search(before) or _CONTEXT_AFTER.search(after):
+    if _UNCERTAIN_BEFORE.search(before) or _CONTEXT_AFTER.search(after) or \
+            _GENERAL_AFTER.search(after):
+        return "unsure"
+    # The disease as the subject of a general statement: "Pneumocystis pneumonia classically
+    # presents with …" (not a caption's "Typical findings of ARDS", about this case's image).
+    rest = text[m.end():end]
+    if len(text[start:m.start()].split()) <= 2 and GENERIC_SENTENCE.search(rest) and \
+            not THIS_CASE.search(text[start:end]):
         return "unsure"
     return "asserted"
 
@@ -261,21 +285,28 @@ def find_finding(text: str) -> Found:
     mentions = list(_FINDING_RE.finditer(text))
     asserted: dict[str, list[str]] = {}
     unsure: dict[str, list[str]] = {}
+    confirmed: set[str] = set()
     for i, m in enumerate(mentions):
         next_start = mentions[i + 1].start() if i + 1 < len(mentions) else len(text)
         finding = _SYNONYM_BY_PATTERN.get(re.sub(r"[-\s]+", "", m.group(1).casefold()))
         if not finding:
             continue
         state = _mention_state(text, m, next_start)
-        if state == "asserted":
+        if state in ("asserted", "confirmed"):
             asserted.setdefault(finding, []).append(m.group(1))
+            if state == "confirmed":
+                confirmed.add(finding)
         elif state == "unsure":
             unsure.setdefault(finding, []).append(m.group(1))
     for finding in list(asserted):
         if any(other.startswith(finding + "/") for other in asserted):
             del asserted[finding]
     if asserted:
-        best = max(asserted, key=lambda f: (_SPECIFICITY.get(f, 2), len(asserted[f])))
+        # A confirmed diagnosis outranks diseases only named ("… can look similar; PCR confirmed
+        # COVID-19"), a more specific one a general one, then the most often named.
+        best = max(asserted, key=lambda f: (any(c == f or c.startswith(f + "/") or
+                                                f.startswith(c + "/") for c in confirmed),
+                                            _SPECIFICITY.get(f, 2), len(asserted[f])))
         return best, asserted[best][0]
     # "tested for COVID-19 … PCR positive": one suspected disease and a positive test.
     if len(unsure) == 1 and _POSITIVE_TEST_RE.search(text):

@@ -91,6 +91,22 @@ def test_differentials_and_hedges_are_not_the_finding(text: str) -> None:
     assert facts_of_text(text).finding is None
 
 
+@pytest.mark.parametrize("text", [
+    "Discussion: Influenza pneumonia can look similar; PCR confirmed COVID-19.",
+    "Discussion: Pneumocystis pneumonia classically presents with perihilar ground-glass. This "
+    "patient had positive COVID-19 RT-PCR.",
+    "Case discussion: This case illustrates typical features of COVID-19. Tuberculosis is an "
+    "important mimic.",
+    "Influenza pneumonia was the first diagnosis. Later RT-PCR confirmed COVID-19.",
+])
+def test_general_statements_and_mimics_give_way_to_the_confirmed_diagnosis(text: str) -> None:
+    assert facts_of_text(text).finding == "Pneumonia/Viral/COVID-19"
+
+
+def test_caption_naming_typical_findings_keeps_its_finding() -> None:
+    assert facts_of_text("Typical radiological findings of ARDS.").finding == "ARDS"
+
+
 def test_virus_name_glued_to_the_word_before_is_found() -> None:
     text = ("A 68-year-old intubated man with fever and cough. ClassicCOVID-19 appearances on CXR. "
             "This patient had a positive RT-PCR forCOVID-19 on the second throat swab.")
