@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from cxrbank.collection import Row, atomic_write_bytes
+from models.checkpoints import load_checkpoint
 from models.data import CxrDataset, iterate_batches, prepare_dataset, to_input
 from models.nets import create_model
 
@@ -192,7 +193,6 @@ def evaluate_checkpoint(
     split); write metrics JSON and a model card."""
     from models.train import (  # train imports this module: import it late
         TrainConfig,
-        load_checkpoint,
         load_split_rows,
         resolve_device,
     )
@@ -323,8 +323,6 @@ def compare_checkpoints(
 ) -> dict[str, Any]:
     """Two releases' models on the newer one's release (its frozen rows and split): per-label
     AUC of each and the change."""
-    from models.train import load_checkpoint  # noqa: PLC0415 - train imports this module
-
     release = load_checkpoint(new).get("release")
     reports = {}
     for name, checkpoint in (("old", old), ("new", new)):

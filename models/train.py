@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
-import io
 import json
 import math
 import os
@@ -24,6 +23,7 @@ from torch import nn
 
 from cxrbank.collection import Collection, Row, atomic_write_bytes, read_csv_rows
 from cxrbank.schema import blank_row
+from models.checkpoints import load_checkpoint, save_checkpoint
 from models.data import (
     CACHE_DIR,
     FRONTAL_VIEWS,
@@ -186,49 +186,6 @@ def check_labels(asked: list[str], known: list[str]) -> None:
     shown = ", ".join(known[:12]) + (f", … ({len(known)} in all)" if len(known) > 12 else "")
     raise LabelChoiceError(f"no training row has label {', '.join(map(repr, unknown))}; "
                            f"labels here: {shown or 'none'}")
-
-
-CHECKPOINT_KEYS = {"model": dict, "config": dict, "labels": list}
-
-
-def load_checkpoint(path: Path | str) -> dict[str, Any]:
-    """A cxrbank checkpoint (tensors and plain values only; nothing is unpickled as code).
-
-    DataError "PATH: not a cxrbank checkpoint (why)" for anything else: text, an empty file,
-    a pickle of other objects, a bare state dict.
-    """
-    try:
-        state = torch.load(Path(path), map_location="cpu", weights_only=True)
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    except Exception as exc:  # torch/pickle raise many types (EOFError, KeyError, Unpickling…)
-        raise DataError(f"{path}: not a cxrbank checkpoint ({_unloadable(path, exc)})") from None
-    if not isinstance(state, dict):
-        raise DataError(f"{path}: not a cxrbank checkpoint (holds a {type(state).__name__})")
-    wrong = [key for key, kind in CHECKPOINT_KEYS.items() if not isinstance(state.get(key), kind)]
-    if wrong:
-        raise DataError(f"{path}: not a cxrbank checkpoint (no {', '.join(wrong)})")
-    return state
-
-
-def _unloadable(path: Path | str, exc: BaseException) -> str:
-    """Why torch.load failed on a file, in a few words."""
-    with open(path, "rb") as handle:
-        head = handle.read(4)
-    if not head:
-        return "empty file"
-    if not head.startswith(b"PK\x03\x04") and not head.startswith(b"\x80"):
-        return "not a PyTorch file"
-    if "Weights only load failed" in str(exc):
-        return "it holds objects other than tensors and plain values"
-    text = (str(exc).strip().splitlines() or [""])[0][:150]
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def _save(path: Path, state: dict[str, Any]) -> None:
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    atomic_write_bytes(path, buffer.getvalue())
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
@@ -431,9 +388,9 @@ def train(
                 "split_hash": digest, "data_version": data_version, "release": config.release,
                 "saved": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             }
-            _save(out / "last.pt", state)
+            save_checkpoint(out / "last.pt", state)
             if improved:
-                _save(out / "best.pt", state)
+                save_checkpoint(out / "best.pt", state)
             atomic_write_bytes(out / "history.json", json.dumps(plain_json(history), indent=2).encode())
         if epoch + 1 - best_epoch >= config.patience:
             stopped_early = epoch + 1 < config.epochs
