@@ -63,6 +63,7 @@ class PaperPanels:
     paper: Paper
     panels: list[Panel] = field(default_factory=list)
     figures: int = 0  # figures or panels extracted, chest or not
+    notes: list[str] = field(default_factory=list)  # e.g. figure files that could not be read
 
 
 def sniff_document(data: bytes) -> str:

@@ -45,10 +45,11 @@ def store_papers(collection: Collection, papers: list[PaperPanels]) -> list[Outc
         owner[row["source_id"]].added += 1
     for name, reason in result.skipped if result else []:
         skipped.setdefault(id(owner[name]), []).append(reason.split(" as ")[0])
-    for outcome in outcomes:
+    for outcome, panels in zip(outcomes, papers, strict=True):
         reasons = skipped.get(id(outcome))
         if reasons:
             outcome.reason = f"{len(reasons)} skipped ({'; '.join(sorted(set(reasons)))})"
+        outcome.reason = "; ".join(r for r in (outcome.reason, *panels.notes) if r)
     return record_outcomes(collection, outcomes)
 
 

@@ -124,3 +124,20 @@ def test_local_jats_with_missing_empty_and_garbage_figure_files_says_each_and_ad
     assert [(r["figure"], r["modality"]) for r in rows] == [("Figure 1", "X-ray")]
     stored = previous_outcome(Collection.open(tmp_path / "c"), "10.5555/local.broken")
     assert stored.outcome == "added" and stored.reason == "3 figure file(s) unreadable"
+
+
+def test_europepmc_figure_files_missing_or_broken_are_noted_in_the_outcome(scholarly, tmp_path):
+    doi, pmcid = "10.5555/figs.1", "PMC900077"
+    example = sw.example_module()
+    scholarly.add_europepmc(doi, pmcid=pmcid, open_access=True, license_="cc by",
+                            title="A case report")
+    scholarly.add_jats(pmcid, sw.jats_article(doi, pmcid, "A case report", "Case.", "Case.", [
+        ("Figure 1", "AP chest radiograph on day 5 showing bilateral opacities.", "g001"),
+        ("Figure 2", "Axial chest CT.", "g002"),
+        ("Figure 3", "PA chest radiograph on day 9.", "g003")]),
+        {"g001": example.radiograph_like(seed=11), "g002": b"not an image"})  # g003 not served
+    code, out, _ = run("ingest", "--doi", doi, "--root", str(tmp_path / "c"), "--json")
+    paper = json.loads(out)["papers"][0]
+    assert (paper["outcome"], paper["added"]) == ("added", 1)
+    assert "2 figure file(s) missing or unreadable" in paper["reason"]
+    assert code == 0

@@ -26,6 +26,7 @@ from crawler.paper_rows import (
     sniff_document,
 )
 from crawler.state import ERROR, NO_FULL_TEXT, Outcome
+from extract.jats import unreadable_graphics
 
 CANONICAL_DOI_URL = "https://doi.org"
 MAX_CANDIDATES = 8
@@ -253,6 +254,10 @@ class PapersSpider(scrapy.Spider):
                 else:
                     figures, text = read_jats(article, images)
                 panels = chest_panels(paper, figures, text)
+                if kind == "jats":
+                    lost = len(unreadable_graphics(article, images))
+                    if lost:
+                        panels.notes.append(f"{lost} figure file(s) missing or unreadable")
                 self.count_extraction(*clock)
                 return panels
 
