@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
+import sqlite3
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -146,6 +148,11 @@ def check_values(collection: Collection, rows: list[Row], policy: Policy) -> Ite
 
 
 def check_files(collection: Collection, rows: list[Row], policy: Policy) -> Iterator[Problem]:
+    with FileChecks(collection) as checks:
+        yield from _check_files(collection, rows, checks)
+
+
+def _check_files(collection: Collection, rows: list[Row], checks: FileChecks) -> Iterator[Problem]:
     seen: dict[str, int] = {}
     referenced: set[Path] = set()
     for number, row in enumerate(rows, 1):
@@ -168,7 +175,7 @@ def check_files(collection: Collection, rows: list[Row], policy: Policy) -> Iter
         if not path.is_file():
             yield Problem(ERROR, number, "filename", f"file missing: {where}")
         else:
-            yield from check_image_file(path, row, number, where)
+            yield from check_image_file(path, row, number, where, checks)
         if row["volume"]:
             volume = collection.root / row["volume"]
             if not inside(collection, volume):
@@ -191,20 +198,71 @@ def inside(collection: Collection, path: Path) -> bool:
     return path.resolve().is_relative_to(collection.root.resolve())
 
 
-def check_image_file(path: Path, row: Row, number: int, where: str) -> Iterator[Problem]:
-    """An image file's bytes: not empty, the row's sha256, a header PIL can read (not decoded)."""
+class FileChecks:
+    """Each image file's sha256 and header check, kept in state.sqlite by path, size and mtime,
+    so a validate of an unchanged 50,000-image collection reads no image again. Without a
+    writable state database it simply computes everything."""
+
+    def __init__(self, collection: Collection) -> None:
+        self.collection = collection
+        self.db: sqlite3.Connection | None = None
+
+    def __enter__(self) -> FileChecks:
+        try:
+            self.db = self.collection.state()
+            self.db.execute("CREATE TABLE IF NOT EXISTS validate_files (path TEXT PRIMARY KEY,"
+                            " size INTEGER, mtime_ns INTEGER, sha256 TEXT, unreadable TEXT)")
+            self.db.execute("BEGIN")
+        except (sqlite3.Error, OSError):
+            self.db = None
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.db is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self.db.execute("COMMIT")
+            self.db.close()
+
+    def of(self, path: Path) -> tuple[str, str]:
+        """(sha256, why it is unreadable or "") of an image file."""
+        stat = path.stat()
+        key = str(path.relative_to(self.collection.root))
+        if self.db is not None:
+            found = self.db.execute("SELECT sha256, unreadable FROM validate_files WHERE path=?"
+                                    " AND size=? AND mtime_ns=?",
+                                    (key, stat.st_size, stat.st_mtime_ns)).fetchone()
+            if found:
+                return found[0], found[1]
+        sha, why = file_sha256(path), _unreadable(path)
+        if self.db is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self.db.execute("INSERT OR REPLACE INTO validate_files VALUES (?,?,?,?,?)",
+                                (key, stat.st_size, stat.st_mtime_ns, sha, why))
+        return sha, why
+
+
+def _unreadable(path: Path) -> str:
+    """Why PIL cannot read the image's header, or ""."""
     from PIL import Image, UnidentifiedImageError  # noqa: PLC0415
 
+    try:
+        with Image.open(path):
+            return ""
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        return str(exc)
+
+
+def check_image_file(path: Path, row: Row, number: int, where: str,
+                     checks: FileChecks) -> Iterator[Problem]:
+    """An image file's bytes: not empty, the row's sha256, a header PIL can read (not decoded)."""
     if path.stat().st_size == 0:
         yield Problem(ERROR, number, "filename", f"{where} is empty (0 bytes)")
         return
-    if row["sha256"] and file_sha256(path) != row["sha256"].strip().lower():
+    sha, unreadable = checks.of(path)
+    if row["sha256"] and sha != row["sha256"].strip().lower():
         yield Problem(ERROR, number, "sha256", f"{where} does not match the row's sha256 (file changed)")
-    try:
-        with Image.open(path):
-            pass
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        yield Problem(ERROR, number, "filename", f"{where} is not a readable image ({exc})")
+    if unreadable:
+        yield Problem(ERROR, number, "filename", f"{where} is not a readable image ({unreadable})")
 
 
 def check_patients(collection: Collection, rows: list[Row], policy: Policy) -> Iterator[Problem]:

@@ -120,3 +120,30 @@ def test_the_repository_metadata_csv_is_a_valid_collection() -> None:
     root = Path(__file__).resolve().parent.parent
     result = CliRunner().invoke(main, ["validate", "--root", str(root)])
     assert result.exit_code == 0, result.output
+
+
+def test_unchanged_image_files_are_not_read_again_and_changed_ones_are(tmp_path: Path,
+                                                                        monkeypatch) -> None:
+    import os
+
+    import curation.validate as validate
+
+    collection = imported(tmp_path)
+    with collection.editing() as rows:
+        for row in rows:
+            row["sha256"] = validate.file_sha256(collection.image_path(row))
+    assert run_validate(collection)[1]["errors"] == 0
+    hashed: list[str] = []
+    real = validate.file_sha256
+    monkeypatch.setattr(validate, "file_sha256", lambda path: hashed.append(path.name) or real(path))
+    assert run_validate(collection)[1]["errors"] == 0
+    assert hashed == []
+    row = collection.read_rows()[0]
+    path = collection.image_path(row)
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF  # same size, other bytes, a later mtime
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+    found = messages(run_validate(collection)[1])
+    assert hashed == [row["filename"]]
+    assert any(m.startswith("error 1 sha256") for m in found)
