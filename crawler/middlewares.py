@@ -230,6 +230,9 @@ class HostRateLimitMiddleware:
             slot.concurrency = limit
 
 
+DNS_FAILURES = ("DNSLookupError", "CannotResolveHostError")  # twisted's and scrapy's names
+
+
 class BackoffRetryMiddleware(RetryMiddleware):
     """Retries 429 and 5xx after Retry-After (capped) or an exponential backoff."""
 
@@ -238,6 +241,7 @@ class BackoffRetryMiddleware(RetryMiddleware):
         self.backoff_base = settings.getfloat("CXRBANK_RETRY_BACKOFF_BASE", 2.0)
         self.backoff_max = settings.getfloat("CXRBANK_RETRY_BACKOFF_MAX", 60.0)
         self.retry_after_max = settings.getfloat("CXRBANK_RETRY_AFTER_MAX", 300.0)
+        self.dns_retry_times = settings.getint("CXRBANK_DNS_RETRY_TIMES", 1)
 
     def delay_for(self, request: Request, response: Response | None) -> float | None:
         """Seconds to wait before the next attempt; None when Retry-After asks too long."""
@@ -270,6 +274,9 @@ class BackoffRetryMiddleware(RetryMiddleware):
         if isinstance(exception, IgnoreRequest) or request.meta.get("dont_retry"):
             return None
         if not isinstance(exception, self.exceptions_to_retry):
+            return None
+        if type(exception).__name__ in DNS_FAILURES and \
+                request.meta.get("retry_times", 0) >= self.dns_retry_times:
             return None
         retry = self._retry(request, exception)
         if retry is not None:

@@ -104,6 +104,9 @@ def crawl_settings(contact: str, overrides: Mapping[str, Any] | None = None) -> 
         "CXRBANK_RETRY_BACKOFF_BASE": 2.0,
         "CXRBANK_RETRY_BACKOFF_MAX": 60.0,
         "CXRBANK_RETRY_AFTER_MAX": 300.0,
+        # A host name that does not resolve rarely resolves seconds later (offline, a typo):
+        # one retry, not RETRY_TIMES, so an offline run says so in seconds.
+        "CXRBANK_DNS_RETRY_TIMES": 1,
         "CXRBANK_OBEY_RATE_HEADERS": True,  # x-rate-limit-*, x-concurrency-limit
         "CXRBANK_INGEST_CONCURRENCY": 4,  # papers resolved and downloaded at once
         "TELNETCONSOLE_ENABLED": False,

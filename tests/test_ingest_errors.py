@@ -141,3 +141,29 @@ def test_europepmc_figure_files_missing_or_broken_are_noted_in_the_outcome(schol
     assert (paper["outcome"], paper["added"]) == ("added", 1)
     assert "2 figure file(s) missing or unreadable" in paper["reason"]
     assert code == 0
+
+
+def test_dns_failures_are_retried_once_other_failures_retry_times(tmp_path):
+    import asyncio
+
+    from scrapy import Request
+    from scrapy.utils.test import get_crawler
+    from twisted.internet.error import ConnectionRefusedError as Refused
+    from twisted.internet.error import DNSLookupError
+
+    from crawler.middlewares import BackoffRetryMiddleware
+
+    crawler = get_crawler(settings_dict={"RETRY_TIMES": 3, "CXRBANK_DNS_RETRY_TIMES": 1,
+                                         "CXRBANK_RETRY_BACKOFF_BASE": 0.0})
+    crawler.spider = crawler._create_spider("probe")
+    middleware = BackoffRetryMiddleware.from_crawler(crawler)
+
+    def retried(exception: Exception, times: int) -> bool:
+        request = Request("https://api.crossref.org/works/10.1/x", meta={"retry_times": times})
+        return asyncio.run(middleware.process_exception(request, exception)) is not None
+
+    assert retried(DNSLookupError("no such host"), 0)
+    assert not retried(DNSLookupError("no such host"), 1)
+    assert not retried(CannotResolveHostError("no results"), 1)
+    assert retried(Refused(), 1) and retried(Refused(), 2)
+    assert not retried(Refused(), 3)
