@@ -17,10 +17,12 @@ from extract.factrules import (
 
 # ---- modality and view -----------------------------------------------------------------
 # "chest Xay": X-ray with its "-r" lost in a PDF copy, as real notes have it; "RX": the Italian
-# and Spanish abbreviation (SIRM cases), upper case only or after "chest" ("Rx" alone is a drug).
+# and Spanish abbreviation (SIRM cases), after "chest" or, in upper case, before words about
+# the lungs ("RX: bilateral interstitial thickening"); "Rx: amoxicillin" is a prescription.
 _XRAY_RE = re.compile(r"\b(?:x[- ]?rays?|xrays?|(?<=chest )xays?|radiograph\w*|CXRs?|"
-                      r"chest films?|plain[- ]films?|roentgenogra\w*|frontal films?|(?-i:RX)|"
-                      r"(?<=chest )rx)\b", re.IGNORECASE)
+                      r"chest films?|plain[- ]films?|roentgenogra\w*|frontal films?|"
+                      r"(?-i:RX)(?=[^.;]{0,80}?\b(?:opacit|consolidat|thicken|infiltrat|lungs?\b|"
+                      r"pleur|interstit|thora|chest|torace|hil))|(?<=chest )rx)\b", re.IGNORECASE)
 _CT_RE = re.compile(r"(?<![\w-])(?:CT|HRCT|MDCT|CTA|CTPA|MSCT)(?![\w])|\bcomputed[- ]tomograph\w*"
                     r"|\btomodensitometr\w*")
 

@@ -177,11 +177,12 @@ def find_sex(text: str) -> Found:
 
 
 # A sentence about a modality or a disease in general (a discussion), not about this case.
+# ("typical", "characteristic" and "include" are left out: captions use them of their own image,
+# "Chest X-ray with typical bilateral opacities".)
 GENERIC_SENTENCE = re.compile(
-    r"\b(?:most common\w*|typical(?:ly)?|usually|commonly|generally|in general|characteristic"
-    r"(?:ally)?|classically|may (?:be|show|demonstrate|reveal|manifest|look)|can (?:be|show|reveal|"
-    r"look)|"
-    r"include[sd]?|sensitivity|specificity)\b", re.IGNORECASE)
+    r"\b(?:most common\w*|typically|usually|commonly|generally|in general|characteristically|"
+    r"classically|may (?:be|show|demonstrate|reveal|manifest|look)|can (?:be|show|reveal|look)|"
+    r"sensitivity|specificity)\b", re.IGNORECASE)
 THIS_CASE = re.compile(r"\b(?:shows?|showed|shown|demonstrat\w*|reveal\w*|obtained|performed|"
                         r"taken|done|arrows?|arrowheads?|patient|case|day|admission|follow-up)\b",
                         re.IGNORECASE)

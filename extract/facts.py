@@ -66,8 +66,12 @@ def clean_text(text: object) -> str:
     text = re.sub(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u00a0\u2009\u202f]", " ", text)
     # Typeset hyphens ("X‐ray", "COVID‑19" from PDFs and JATS) read as the ASCII hyphen.
     text = re.sub(r"(?<=\w)[\u00ad\u2010\u2011\u2012\u2212](?=\w)", "-", text)
-    # A space lost in a PDF copy before the virus's name ("positive RT-PCR forCOVID-19").
-    return re.sub(r"(?<=[a-z])(?=COVID|SARS-CoV|nCoV)", " ", text)
+    # A space lost in a PDF copy before the virus's name ("positive RT-PCR forCOVID-19"), after
+    # a short function word or an adjective ending in -ic/-al, never a prefix ("nonCOVID",
+    # "postCOVID", "preCOVID", "antiCOVID").
+    return re.sub(r"(?<![a-z])((?!(?:non|post|pre|anti)(?=COVID|SARS|nCoV))[A-Za-z]*"
+                  r"(?:for|with|of|to|and|by|in|from|on|ic|al))(?=COVID|SARS-CoV|nCoV)",
+                  r"\1 ", text)
 
 
 def facts_of_text(text: str) -> Facts:

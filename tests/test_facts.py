@@ -78,8 +78,33 @@ def test_italian_rx_is_a_radiograph(text: str) -> None:
     assert facts_of_text(text).modality == "X-ray"
 
 
-def test_prescription_rx_is_not_a_radiograph() -> None:
-    assert facts_of_text("Rx: amoxicillin 1 g three times daily.").modality is None
+@pytest.mark.parametrize(("text", "modality"), [
+    ("Rx: amoxicillin 1 g three times daily.", None),
+    ("RX: amoxicillin. Chest image shows opacities.", None),
+    ("RX: azithromycin 500 mg. Chest CT showing ground-glass opacities.", "CT"),
+])
+def test_prescription_rx_is_not_a_radiograph(text: str, modality: str | None) -> None:
+    assert facts_of_text(text).modality == modality
+
+
+@pytest.mark.parametrize(("text", "modality", "finding"), [
+    ("Chest X-ray with typical bilateral peripheral opacities.", "X-ray", None),
+    ("Chest radiograph: findings include bilateral patchy consolidation.", "X-ray", None),
+    ("COVID-19 pneumonia. Chest CT with characteristic bilateral ground-glass opacities.", "CT",
+     "Pneumonia/Viral/COVID-19"),
+    ("Tuberculosis with typical upper lobe cavitation.", None, "Tuberculosis"),
+])
+def test_captions_describing_their_own_image_keep_their_facts(text, modality, finding) -> None:
+    facts = facts_of_text(text)
+    assert (facts.modality, facts.finding) == (modality, finding)
+
+
+@pytest.mark.parametrize(("text", "finding"), [
+    ("Bacterial pneumonia in a postCOVID patient.", "Pneumonia/Bacterial"),
+    ("Pneumonia in a nonCOVID-19 patient: influenza A.", "Pneumonia/Viral/Influenza"),
+])
+def test_prefixed_virus_names_are_not_split(text: str, finding: str) -> None:
+    assert facts_of_text(text).finding == finding
 
 
 @pytest.mark.parametrize("text", [
