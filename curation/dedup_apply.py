@@ -108,7 +108,7 @@ def apply_report(collection: Collection, report: DedupReport) -> ApplyResult:
             for pid in group.patients:
                 if pid and pid != keep["patientid"]:
                     renames[pid] = keep["patientid"]
-    _append(log, {"op": "start", "at": _now(), "groups": len(report.groups)})
+    _append(log, {"op": "start", "at": _now(), "groups": len(report.groups), "renames": renames})
     for entry in drops.values():
         _append(log, entry)
     kept: list[Row] = []
@@ -173,7 +173,8 @@ def finish_interrupted(collection: Collection) -> list[str]:
                           "why": "interrupted before its rows were written"})
             done.append(f"{log.name}: interrupted before any change; closed")
             continue
-        renames = {e["from"]: e["to"] for e in entries if e.get("op") == "repoint"}
+        renames = {**{e["from"]: e["to"] for e in entries if e.get("op") == "repoint"},
+                   **entries[0].get("renames", {})}  # also ids whose every row was dropped
         result = ApplyResult(log=log)
         _move_and_rebind(collection, log, drops, renames, result)
         done.append(f"{log.name}: interrupted apply finished ({result.dropped} files moved "

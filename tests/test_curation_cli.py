@@ -219,3 +219,14 @@ def test_apply_interrupted_before_rows_were_written_is_closed_and_redone(tmp_pat
     assert len(collection.read_rows()) == 4
     assert run("dedup", "--undo", "last", "--root", str(collection.root)).exit_code == 0
     assert collection.metadata_path.read_bytes() == before
+
+
+def test_interrupted_apply_merges_an_alias_whose_rows_were_all_dropped(tmp_path, monkeypatch):
+    collection = build(tmp_path)
+    with collection.editing() as rows:  # patient 462 is then only the dropped copy
+        rows[:] = [r for r in rows if r["filename"] != "462-later.png"]
+    (collection.images_dir / "462-later.png").unlink()
+    _interrupted_apply(collection, monkeypatch, None, "_sha")
+    assert run("dedup", "--apply", "--root", str(collection.root)).exit_code == 0
+    assert collection.patient_id("radiopaedia:rID:13553:b") == "87"
+
