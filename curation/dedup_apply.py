@@ -63,10 +63,16 @@ def read_log(log: Path) -> list[dict]:
         lines = log.read_text(encoding="utf-8").splitlines()
     except OSError as exc:
         raise CollectionError(f"{log}: cannot read the log ({exc.strerror or exc})") from exc
-    try:
-        return [json.loads(line) for line in lines if line.strip()]
-    except json.JSONDecodeError as exc:
-        raise CollectionError(f"{log}: not a dedup log (line {exc.lineno})") from exc
+    entries = []
+    lines = [line for line in lines if line.strip()]
+    for number, line in enumerate(lines, 1):
+        try:
+            entries.append(json.loads(line))
+        except json.JSONDecodeError:
+            if number == len(lines):
+                break  # a last line torn by a crash while it was written: that step never ran
+            raise CollectionError(f"{log}: not a dedup log (line {number})") from None
+    return entries
 
 
 def apply_report(collection: Collection, report: DedupReport) -> ApplyResult:

@@ -230,3 +230,15 @@ def test_interrupted_apply_merges_an_alias_whose_rows_were_all_dropped(tmp_path,
     assert run("dedup", "--apply", "--root", str(collection.root)).exit_code == 0
     assert collection.patient_id("radiopaedia:rID:13553:b") == "87"
 
+
+def test_a_log_line_torn_by_a_crash_does_not_block_later_applies(tmp_path, monkeypatch):
+    collection = build(tmp_path)
+    before = collection.metadata_path.read_bytes()
+    _interrupted_apply(collection, monkeypatch, collection, "write_rows")
+    log = next(collection.state_dir.joinpath("logs").glob("dedup-*.jsonl"))
+    with open(log, "a", encoding="utf-8") as handle:
+        handle.write('{"op": "drop", "ind')
+    assert run("dedup", "--apply", "--root", str(collection.root)).exit_code == 0
+    assert run("dedup", "--undo", "last", "--root", str(collection.root)).exit_code == 0
+    assert collection.metadata_path.read_bytes() == before
+
