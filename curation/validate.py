@@ -206,38 +206,57 @@ class FileChecks:
     def __init__(self, collection: Collection) -> None:
         self.collection = collection
         self.db: sqlite3.Connection | None = None
+        self.pending: list[tuple] = []  # written in short transactions: writers are not blocked
 
     def __enter__(self) -> FileChecks:
+        if not self.collection.state_path.is_file():
+            return self  # no state database (a bare checkout): compute, create nothing
         try:
             self.db = self.collection.state()
-            self.db.execute("CREATE TABLE IF NOT EXISTS validate_files (path TEXT PRIMARY KEY,"
-                            " size INTEGER, mtime_ns INTEGER, sha256 TEXT, unreadable TEXT)")
-            self.db.execute("BEGIN")
+            self.db.execute("CREATE TABLE IF NOT EXISTS validate_file_checks (path TEXT PRIMARY KEY,"
+                            " size INTEGER, mtime_ns INTEGER, ctime_ns INTEGER, inode INTEGER,"
+                            " sha256 TEXT, unreadable TEXT)")
         except (sqlite3.Error, OSError):
-            self.db = None
+            self.close()
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.flush()
+        self.close()
+
+    def close(self) -> None:
         if self.db is not None:
-            with contextlib.suppress(sqlite3.Error):
-                self.db.execute("COMMIT")
             self.db.close()
+            self.db = None
+
+    def flush(self) -> None:
+        if self.db is not None and self.pending:
+            try:
+                self.db.execute("BEGIN")
+                self.db.executemany("INSERT OR REPLACE INTO validate_file_checks VALUES "
+                                    "(?,?,?,?,?,?,?)", self.pending)
+                self.db.execute("COMMIT")
+            except sqlite3.Error:
+                with contextlib.suppress(sqlite3.Error):
+                    self.db.execute("ROLLBACK")
+        self.pending = []
 
     def of(self, path: Path) -> tuple[str, str]:
-        """(sha256, why it is unreadable or "") of an image file."""
+        """(sha256, why it is unreadable or "") of an image file; OSError when unreadable."""
         stat = path.stat()
         key = str(path.relative_to(self.collection.root))
-        if self.db is not None:
-            found = self.db.execute("SELECT sha256, unreadable FROM validate_files WHERE path=?"
-                                    " AND size=? AND mtime_ns=?",
-                                    (key, stat.st_size, stat.st_mtime_ns)).fetchone()
-            if found:
-                return found[0], found[1]
-        sha, why = file_sha256(path), _unreadable(path)
+        stamp = (stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino)
         if self.db is not None:
             with contextlib.suppress(sqlite3.Error):
-                self.db.execute("INSERT OR REPLACE INTO validate_files VALUES (?,?,?,?,?)",
-                                (key, stat.st_size, stat.st_mtime_ns, sha, why))
+                found = self.db.execute(
+                    "SELECT sha256, unreadable FROM validate_file_checks WHERE path=? AND size=? AND "
+                    "mtime_ns=? AND ctime_ns=? AND inode=?", (key, *stamp)).fetchone()
+                if found:
+                    return found[0], found[1]
+        sha, why = file_sha256(path), _unreadable(path)
+        self.pending.append((key, *stamp, sha, why))
+        if len(self.pending) >= 500:
+            self.flush()
         return sha, why
 
 
@@ -255,10 +274,14 @@ def _unreadable(path: Path) -> str:
 def check_image_file(path: Path, row: Row, number: int, where: str,
                      checks: FileChecks) -> Iterator[Problem]:
     """An image file's bytes: not empty, the row's sha256, a header PIL can read (not decoded)."""
-    if path.stat().st_size == 0:
-        yield Problem(ERROR, number, "filename", f"{where} is empty (0 bytes)")
+    try:
+        if path.stat().st_size == 0:
+            yield Problem(ERROR, number, "filename", f"{where} is empty (0 bytes)")
+            return
+        sha, unreadable = checks.of(path)
+    except OSError as exc:
+        yield Problem(ERROR, number, "filename", f"{where} cannot be read ({exc.strerror or exc})")
         return
-    sha, unreadable = checks.of(path)
     if row["sha256"] and sha != row["sha256"].strip().lower():
         yield Problem(ERROR, number, "sha256", f"{where} does not match the row's sha256 (file changed)")
     if unreadable:

@@ -147,3 +147,33 @@ def test_unchanged_image_files_are_not_read_again_and_changed_ones_are(tmp_path:
     found = messages(run_validate(collection)[1])
     assert hashed == [row["filename"]]
     assert any(m.startswith("error 1 sha256") for m in found)
+
+
+def test_validate_does_not_hold_the_state_database_while_it_reads_files(tmp_path: Path) -> None:
+    import contextlib as cl
+
+    import curation.validate as validate
+
+    collection = imported(tmp_path)
+    row = collection.read_rows()[0]
+    with validate.FileChecks(collection) as checks:
+        checks.of(collection.image_path(row))
+        with cl.closing(collection.state()) as other:  # a crawl binding a patient meanwhile
+            other.execute("PRAGMA busy_timeout=100")
+            other.execute("INSERT INTO patients (key, patientid, created) VALUES ('k', '99', 'now')")
+
+
+def test_an_image_file_that_cannot_be_read_is_one_error(tmp_path: Path, monkeypatch) -> None:
+    import curation.validate as validate
+
+    collection = imported(tmp_path)
+    name = collection.read_rows()[0]["filename"]
+
+    def denied(path: Path) -> str:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(validate, "file_sha256", denied)
+    code, report = run_validate(collection)
+    assert code == 1
+    assert any(m.startswith("error 1 filename") and "cannot be read (Permission denied)" in m
+               for m in messages(report)), name
