@@ -156,6 +156,10 @@ def import_upstream(
                 if row is None:
                     continue
                 target = collection.images_dir / row["filename"]
+                if target.exists():  # a file no row names: never overwritten, never deleted
+                    report.problems.append(f"row {number}: images/{row['filename']} is already "
+                                           "there without a row; not imported")
+                    continue
                 _copy_or_link(src / (source.get("folder") or IMAGES) / row["filename"], target, link)
                 copied.append(target)
                 new_rows.append(row)
@@ -163,7 +167,12 @@ def import_upstream(
             if new_rows:
                 collection.write_rows(existing + new_rows)
         except BaseException:
-            for path in copied:  # files never without their rows
+            # Files never without their rows, rows never without their files: a failure after
+            # metadata.csv was replaced (its folder's fsync) keeps the files the rows now name.
+            with contextlib.suppress(Exception):
+                named = {row["filename"] for row in collection.read_rows()}
+                copied = [path for path in copied if path.name not in named]
+            for path in copied:
                 path.unlink(missing_ok=True)
             raise
     for row in new_rows:

@@ -77,3 +77,48 @@ def test_import_of_the_real_cxr_dev_slice(tmp_path: Path, shared_data: Path) -> 
     assert all(row["finding"].startswith(("Pneumonia", "No Finding", "todo", "ARDS")) for row in rows)
     radiopaedia = [row for row in rows if row["source"] == "radiopaedia"]
     assert radiopaedia and all(row["source_id"].isdigit() for row in radiopaedia if "rID" in row["other_notes"])
+
+
+def test_import_stopped_after_metadata_was_replaced_keeps_the_files_its_rows_name(
+        tmp_path: Path, monkeypatch) -> None:
+    import cxrbank.collection as collection_module
+    from cxrbank.upstream import import_upstream
+
+    src = make_upstream_checkout(tmp_path / "src")
+    collection = Collection.create(tmp_path / "c")
+    real = collection_module.fsync_dir
+
+    def interrupted(folder: Path) -> None:
+        if folder == collection.root:  # metadata.csv's folder, right after the rename
+            raise KeyboardInterrupt
+        real(folder)
+
+    monkeypatch.setattr(collection_module, "fsync_dir", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        import_upstream(src, collection)
+    monkeypatch.undo()
+    rows = collection.read_rows()
+    assert rows and all(collection.image_path(row).is_file() for row in rows)
+
+
+def test_import_never_overwrites_or_deletes_a_file_already_in_images(tmp_path: Path,
+                                                                     monkeypatch) -> None:
+    from cxrbank.upstream import import_upstream
+
+    src = make_upstream_checkout(tmp_path / "src")
+    collection = Collection.create(tmp_path / "c")
+    mine = collection.images_dir / "case00.jpg"
+    mine.write_bytes(b"mine, not in any row")
+
+    def full(rows) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(collection, "write_rows", full)
+    with pytest.raises(OSError):
+        import_upstream(src, collection)
+    assert mine.read_bytes() == b"mine, not in any row"
+    assert sorted(p.name for p in collection.images_dir.iterdir()) == ["case00.jpg"]
+    monkeypatch.undo()
+    report = import_upstream(src, collection)
+    assert mine.read_bytes() == b"mine, not in any row"
+    assert any("images/case00.jpg is already there without a row" in p for p in report.problems)
