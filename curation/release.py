@@ -79,10 +79,26 @@ def check_split_current(collection: Collection, rows: list[Row]) -> None:
     except (OSError, UnicodeDecodeError) as exc:
         raise ReleaseError(f"splits/partition.tsv: cannot be read ({exc})") from None
     placed = {row.get("filename", "") for row in split_rows}
-    missing = [row["filename"] for row in rows if row["filename"] not in placed]
+    missing = [row["filename"] for row in split_selection(collection, rows)
+               if row["filename"] not in placed]
     if missing:
         raise ReleaseError(f"{len(missing)} of {len(rows)} rows are not in splits/partition.tsv"
                            f" (first: {missing[0]}): run `cxrbank split` first")
+
+
+def split_selection(collection: Collection, rows: list[Row]) -> list[Row]:
+    """The rows the last `cxrbank split` was asked to place: its --views and --modality (from
+    splits/balance.json), rows with a patient id."""
+    from curation.split import SplitError, SplitSettings, select_rows  # noqa: PLC0415
+
+    try:
+        document = json.loads((collection.root / "splits" / "balance.json").read_text("utf-8"))
+        asked = document["settings"]
+        settings = SplitSettings(views=tuple(asked.get("views") or ()),
+                                 modality=asked.get("modality") or "")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, SplitError):
+        settings = SplitSettings()
+    return select_rows(rows, settings)[0]
 
 
 def read_csv_rows_tsv(path: Path) -> list[Row]:

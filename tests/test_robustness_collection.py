@@ -196,6 +196,18 @@ def test_release_refuses_a_split_that_misses_rows(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
 
 
+def test_release_accepts_a_split_of_one_modality(tmp_path: Path) -> None:
+    collection = licensed(tmp_path)
+    with collection.editing() as rows:
+        rows[0]["modality"], rows[0]["view"] = "CT", "Axial"
+    patients = len({r["patientid"] for r in collection.read_rows()[1:]})
+    result = run("split", "--modality", "X-ray", "--folds", str(min(patients, 5)), "--ratios",
+                 "60,20,20" if min(patients, 5) == 5 else "1,1,1", "--root", str(collection.root))
+    assert result.exit_code == 0, result.output
+    result = run("release", "v0.4", "--root", str(collection.root))
+    assert result.exit_code == 0, result.output
+
+
 def hostile_checkout(tmp_path: Path) -> Path:
     """An upstream checkout with a row outside it, and a filename used twice (first one missing)."""
     import csv  # noqa: PLC0415
