@@ -78,12 +78,21 @@ def check_split_current(collection: Collection, rows: list[Row]) -> None:
         split_rows = read_csv_rows_tsv(partition)
     except (OSError, UnicodeDecodeError) as exc:
         raise ReleaseError(f"splits/partition.tsv: cannot be read ({exc})") from None
-    placed = {row.get("filename", "") for row in split_rows}
+    placed = {row.get("filename", ""): row.get("partition", "") for row in split_rows}
     missing = [row["filename"] for row in split_selection(collection, rows)
                if row["filename"] not in placed]
     if missing:
         raise ReleaseError(f"{len(missing)} of {len(rows)} rows are not in splits/partition.tsv"
                            f" (first: {missing[0]}): run `cxrbank split` first")
+    partitions: dict[str, set[str]] = {}
+    for row in rows:
+        if row["filename"] in placed and row["patientid"].strip():
+            partitions.setdefault(row["patientid"].strip(), set()).add(placed[row["filename"]])
+    leaking = sorted(pid for pid, where in partitions.items() if len(where) > 1)
+    if leaking:
+        raise ReleaseError(f"{len(leaking)} patient(s) span several partitions in "
+                           f"splits/partition.tsv (first: {leaking[0]}; ids merged since the "
+                           "split): run `cxrbank split` first")
 
 
 def split_selection(collection: Collection, rows: list[Row]) -> list[Row]:

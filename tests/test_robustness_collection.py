@@ -196,6 +196,20 @@ def test_release_refuses_a_split_that_misses_rows(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
 
 
+def test_release_refuses_a_split_that_a_later_id_merge_made_leak(tmp_path: Path) -> None:
+    collection = licensed(tmp_path)
+    rows = collection.read_rows()
+    (collection.root / "splits").mkdir()
+    lines = ["filename\tpatientid\tpartition\tfold"]
+    lines += [f"{r['filename']}\t{r['patientid']}\t{'test' if i == 0 else 'train'}\t0"
+              for i, r in enumerate(rows)]
+    (collection.root / "splits" / "partition.tsv").write_text("\n".join(lines) + "\n")
+    with collection.editing() as edited:  # dedup merged two ids after the split
+        edited[0]["patientid"] = edited[1]["patientid"]
+    result = run("release", "v0.5", "--root", str(collection.root))
+    assert_one_error(result, "patient(s) span several partitions", "run `cxrbank split` first")
+
+
 def test_release_accepts_a_split_of_one_modality(tmp_path: Path) -> None:
     collection = licensed(tmp_path)
     with collection.editing() as rows:
