@@ -74,14 +74,16 @@ def _previous_files(out_dir: Path) -> list[Path]:
 
 def _write_figures(out_dir: Path, figures: list, pdf_for_debug: bytes | None) -> list[dict]:
     """Each figure's image file, figures.json and the debug pages; the figures.json records."""
-    records = []
-    for index, figure in enumerate(figures, start=1):
-        name = _file_name(index, figure)
+    from cxrbank.collection import atomic_write_bytes
+
+    names = [_file_name(index, figure) for index, figure in enumerate(figures, start=1)]
+    records = [figure.to_json(name) for figure, name in zip(figures, names, strict=True)]
+    # The listing first, atomically: a run stopped while writing images leaves a figures.json
+    # naming every file it may have written, so the next run can clear them.
+    atomic_write_bytes(out_dir / "figures.json",
+                       (json.dumps(records, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+    for figure, name in zip(figures, names, strict=True):
         (out_dir / name).write_bytes(figure.image)
-        records.append(figure.to_json(name))
-    (out_dir / "figures.json").write_text(
-        json.dumps(records, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
-    )
     if pdf_for_debug is not None:
         from extract.render import debug_pages
 
@@ -142,7 +144,7 @@ def figures_cmd(file: Path | None, jats_file: Path | None, out_dir: Path, debug:
         raise CxrbankError(f"cannot create {out_dir}: {exc.strerror or exc}") from None
     try:
         for old in _previous_files(out_dir):
-            old.unlink()
+            old.unlink(missing_ok=True)
         records = _write_figures(out_dir, figures, data if debug and file is not None else None)
     except OSError as exc:
         raise CxrbankError(f"cannot write to {out_dir}: {exc.strerror or exc}") from None
