@@ -168,3 +168,15 @@ def test_non_positive_issue_number_is_one_error(tmp_path: Path, scholarly, numbe
     assert result.output.splitlines() == [
         f"Error: event.json: issue number {number} is not a positive integer"]
     assert not (tmp_path / "c").exists() and scholarly.web.requests == []
+
+
+def test_a_pdf_link_that_fails_is_one_error_line(tmp_path: Path, scholarly, monkeypatch) -> None:
+    monkeypatch.setenv("CXRBANK_PDF_HOSTS", "127.0.0.1")
+    scholarly.add_file("/files/not-a.pdf", b"<html><body>Sign in to read</body></html>")
+    url = scholarly.url("/files/not-a.pdf")
+    code, out, err, _ = run_issue(tmp_path, f"Please add {url}")
+    assert code == 1, out
+    errors = [line for line in err.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and errors[0].startswith("Error: pdf http"), err
+    assert errors[0].count("/files/not-a.pdf") == 1  # the link once, then why it failed
+    assert "pdf " in out and ": error" in out

@@ -10,7 +10,14 @@ from pathlib import Path
 import click
 
 from cxrbank.commands.collection import open_collection
-from cxrbank.commands.common import CxrbankError, emit_json, json_option, root_option, say
+from cxrbank.commands.common import (
+    CxrbankError,
+    emit_json,
+    json_option,
+    root_option,
+    say,
+    say_error,
+)
 
 
 @click.command("release")
@@ -146,6 +153,10 @@ def issue_cmd(event_file: Path | None, repo: str | None, number: int | None,
                 if result.request.ignored_chars else ""
             click.echo(f"issue #{issue.number}: nothing to add{read} (no DOI, case URL or allowed"
                        " PDF link)")
+    for item in result.items:  # a failed DOI's Error line came from its ingest already
+        if item.outcome == "error" and item.kind != "doi":
+            reason = (item.reason or "failed").removeprefix(f"{item.ref}: ")
+            say_error(f"{item.kind} {item.ref}: {reason}")
     if result.failed:
         raise SystemExit(1)
 
