@@ -69,6 +69,8 @@ _AGE_PATTERNS = (
 )
 _AGE_RE = re.compile("|".join(f"(?:{p})" for p in _AGE_PATTERNS), re.IGNORECASE)
 _MONTHS_RE = re.compile(rf"(?<![\d.])({NUMBER})[- ]months?[- ]old\b", re.IGNORECASE)
+_PAST_AGE = re.compile(r"\bat\s+(?:the\s+)?age\s+(?:of\s+)?$", re.IGNORECASE)
+_RANGE_AFTER = re.compile(r"\s*(?:-|–|to)\s*\d")  # "aged 30-70": a range, not an age
 _POPULATION_RE = re.compile(r"\b(?:mean|median|average|range|aged between|ages?\s+of)\s*$",
                             re.IGNORECASE)
 
@@ -101,7 +103,11 @@ def _is_relative_age(text: str, start: int, end: int) -> bool:
 
 
 def find_age(text: str) -> Found:
-    """Age in whole years ("65-year-old", "aged 65", "sixty-five-year-old", "65 yo", "65M")."""
+    """Age in whole years ("65-year-old", "aged 65", "sixty-five-year-old", "65 yo", "65M").
+
+    Ranges ("patients aged 30-70") are not ages; "at the age of 60" (a past event, as a rule)
+    counts only when the text gives no other age."""
+    past: Found = None
     for m in _AGE_RE.finditer(text):
         raw = next(g for g in m.groups() if g is not None)
         # "65M"/"M/65" forms only count when the text does not use them for something else.
@@ -110,13 +116,20 @@ def find_age(text: str) -> Found:
             continue
         if _is_relative_age(text, m.start(), m.end()):
             continue
-        if _POPULATION_RE.search(text[max(0, m.start() - 20):m.start()]):
+        if _POPULATION_RE.search(text[max(0, m.start() - 20):m.start()]) or \
+                _RANGE_AFTER.match(text, m.end()) or _RANGE_AFTER.match(m.group(0), len(raw)):
             continue
         value = number_value(raw)
         if value is not None and 0 < value <= 115:
             if _relative_patient_age(text, value):
                 return None  # a family cluster: the images may be either patient's
+            number_at = m.start(next(i for i, g in enumerate(m.groups(), 1) if g is not None))
+            if _PAST_AGE.search(text[max(0, number_at - 20):number_at]):
+                past = past or (value, m.group(0).strip())
+                continue
             return value, m.group(0).strip()
+    if past is not None:
+        return past
     for m in _MONTHS_RE.finditer(text):
         months = number_value(m.group(1))
         if months is not None and not _is_relative_age(text, m.start(), m.end()):

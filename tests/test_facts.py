@@ -47,6 +47,16 @@ def test_age_of_relative_is_not_the_patients() -> None:
     assert facts.age == 83
 
 
+@pytest.mark.parametrize(("text", "age"), [
+    ("At the age of 60 he had a myocardial infarction. Now 72 years old, he presents with fever.",
+     72),
+    ("At the age of 60, a man presented with fever.", 60),
+    ("Twenty-five patients aged 30-70 years were included. Patient 3, a 52-year-old man.", 52),
+])
+def test_past_ages_and_ranges_give_way_to_the_patients_age(text: str, age: int) -> None:
+    assert facts_of_text(text).age == age
+
+
 def test_family_cluster_leaves_age_blank() -> None:
     text = ("An 83-year-old female patient presented with fever for four days. She lived with her "
             "daughter. Later, her 59-years-old daughter presented with fever and dry cough. "
