@@ -66,6 +66,8 @@ _AGE_PATTERNS = (
     r"\b(?:man|woman|male|female|boy|girl|gentleman|lady|patient)\s+(?:of|aged)\s+(\d{1,3})\b",
     r"(?<![\w.,/])(\d{1,2})[-/]?(?:M|F)(?=[\s,;:)]|$)(?!\s*(?:°|fr\b|french|cath|tube|sheath))",
     r"\b(?:M|F)\s?/\s?(\d{1,2})\b",
+    r"\(\s*(?-i:[MF])\s*,\s*(\d{1,3})\s*\)",  # "(F, 45)"
+    r"\(\s*(\d{1,3})\s*,\s*(?-i:[MF])\s*\)",  # "(45, F)"
 )
 _AGE_RE = re.compile("|".join(f"(?:{p})" for p in _AGE_PATTERNS), re.IGNORECASE)
 _MONTHS_RE = re.compile(rf"(?<![\d.])({NUMBER})[- ]months?[- ]old\b", re.IGNORECASE)
@@ -151,7 +153,8 @@ _ROLE_RE = re.compile(r"\b(?:is|was)\s+(?:the|a|an|her|his|their)\s+(?:\w+\s+)?"
 _ROLE_SEX = {"son": "M", "husband": "M", "father": "M", "brother": "M",
              "daughter": "F", "wife": "F", "mother": "F", "sister": "F"}
 _ABBREV_SEX_RE = re.compile(r"(?:^|[\s(,;])\d{1,2}[-/]?([MF])(?=[\s,;:)]|$)(?!\s*(?:[Ff]r\b|[Ff]rench|"
-                            r"cath|tube|sheath))|\b([MF])\s?/\s?\d{1,2}\b")
+                            r"cath|tube|sheath))|\b([MF])\s?/\s?\d{1,2}\b"
+                            r"|\(\s*([MF])\s*,\s*\d{1,2}\s*\)|\(\s*\d{1,2}\s*,\s*([MF])\s*\)")
 
 
 def _is_relative_noun(text: str, start: int) -> bool:
@@ -179,7 +182,7 @@ def find_sex(text: str) -> Found:
         return _ROLE_SEX[m.group(1).casefold()], m.group(0)
     m = _ABBREV_SEX_RE.search(text)
     if m:
-        return (m.group(1) or m.group(2)), m.group(0).strip()
+        return next(g for g in m.groups() if g), m.group(0).strip()
     male = re.search(r"\b(?:he|him|his|himself)\b", text, re.IGNORECASE)
     female = re.search(r"\b(?:she|her|hers|herself)\b", text, re.IGNORECASE)
     if male and not female:

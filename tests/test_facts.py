@@ -57,6 +57,16 @@ def test_past_ages_and_ranges_give_way_to_the_patients_age(text: str, age: int) 
     assert facts_of_text(text).age == age
 
 
+@pytest.mark.parametrize(("text", "sex", "age"), [
+    ("Patient (F, 45) with cough.", "F", 45),
+    ("Patient (45, M) with cough.", "M", 45),
+    ("Table (5, 6) shows the counts.", None, None),
+])
+def test_sex_and_age_in_parentheses(text: str, sex: str | None, age: int | None) -> None:
+    facts = facts_of_text(text)
+    assert (facts.sex, facts.age) == (sex, age)
+
+
 def test_family_cluster_leaves_age_blank() -> None:
     text = ("An 83-year-old female patient presented with fever for four days. She lived with her "
             "daughter. Later, her 59-years-old daughter presented with fever and dry cough. "
