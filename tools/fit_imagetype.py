@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageOps
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -39,7 +39,8 @@ AUGMENTED_COPIES = {"X-ray": 2, "CT": 8, "other": 1}
 
 
 def augment(image: Image.Image, rng: random.Random) -> Image.Image:
-    """A crop, gamma and maybe a letter or arrow, as figures in papers show radiographs."""
+    """A crop, gamma, maybe a contrast stretch or equalisation, and maybe a letter or arrow, as
+    figures in papers show radiographs."""
     image = image.convert("L") if image.mode not in ("RGB", "L") else image
     w, h = image.size
     cw, ch = int(w * rng.uniform(0.7, 1.0)), int(h * rng.uniform(0.7, 1.0))
@@ -47,6 +48,9 @@ def augment(image: Image.Image, rng: random.Random) -> Image.Image:
     image = image.crop((x, y, x + cw, y + ch))
     gamma = rng.uniform(0.7, 1.4)
     image = image.point(lambda v: int(255 * (v / 255) ** gamma))
+    if rng.random() < 0.3:  # contrast adjusted for print: stretched or equalised
+        image = (ImageOps.autocontrast(image, cutoff=rng.uniform(1, 8)) if rng.random() < 0.6
+                 else ImageOps.equalize(image))
     if rng.random() < 0.4:
         draw = ImageDraw.Draw(image)
         size = max(8, min(image.size) // 12)
