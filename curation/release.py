@@ -70,15 +70,18 @@ def read_manifest(collection: Collection, path: Path) -> dict[str, Any]:
 
 
 def check_split_current(collection: Collection, rows: list[Row]) -> None:
-    """ReleaseError when splits/partition.tsv leaves rows out (rows added after `cxrbank split`)."""
-    partition = collection.root / "splits" / "partition.tsv"
+    """ReleaseError when splits/partition.tsv leaves rows out (rows added after `cxrbank split`)
+    or puts one patient in several partitions (ids merged since)."""
+    from curation.split import PARTITION_FILE, SPLITS, SplitError, read_partition  # noqa: PLC0415
+
+    partition = collection.root / SPLITS / PARTITION_FILE
     if not partition.is_file():
         return
     try:
-        split_rows = read_csv_rows_tsv(partition)
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ReleaseError(f"splits/partition.tsv: cannot be read ({exc})") from None
-    placed = {row.get("filename", ""): row.get("partition", "") for row in split_rows}
+        entries = read_partition(partition)
+    except (OSError, UnicodeDecodeError, SplitError) as exc:
+        raise ReleaseError(f"{SPLITS}/{PARTITION_FILE}: cannot be read ({exc})") from None
+    placed = {filename: part for filename, _, part, _ in entries}
     missing = [row["filename"] for row in split_selection(collection, rows)
                if row["filename"] not in placed]
     if missing:
@@ -108,14 +111,6 @@ def split_selection(collection: Collection, rows: list[Row]) -> list[Row]:
     except (OSError, ValueError, KeyError, TypeError, AttributeError, SplitError):
         settings = SplitSettings()
     return select_rows(rows, settings)[0]
-
-
-def read_csv_rows_tsv(path: Path) -> list[Row]:
-    """The rows of a tab-separated file with a header."""
-    import csv  # noqa: PLC0415
-
-    with open(path, encoding="utf-8", newline="") as handle:
-        return list(csv.DictReader(handle, delimiter="\t"))
 
 
 def release_rows(collection: Collection, version: str) -> list[Row]:
@@ -198,7 +193,7 @@ def changelog(version: str, previous: str | None, old: list[Row], new: list[Row]
 
 def make_release(collection: Collection, version: str, notes: str = "") -> dict[str, Any]:
     """Freeze the collection as releases/VERSION; return its manifest. Releases never change."""
-    from curation.validate import ERROR, validate_collection  # noqa: PLC0415
+    from curation.validate import ERROR, inside, validate_collection  # noqa: PLC0415
 
     target = release_dir(collection, version)
     if target.exists():
@@ -213,12 +208,12 @@ def make_release(collection: Collection, version: str, notes: str = "") -> dict[
     with collection.lock():
         rows = collection.read_rows()
         check_split_current(collection, rows)
-        root = collection.root.resolve()
-        outside = [p for p in _tracked_files(collection, rows) if not p.resolve().is_relative_to(root)]
+        tracked = _tracked_files(collection, rows)
+        outside = [p for p in tracked if not inside(collection, p)]
         if outside:
             raise ReleaseError(f"{outside[0]} lies outside the collection; run `cxrbank validate`")
         files = [{"path": str(p.relative_to(collection.root)), "sha256": file_sha256(p),
-                  "size": p.stat().st_size} for p in _tracked_files(collection, rows)]
+                  "size": p.stat().st_size} for p in tracked]
         staging = target.with_name(f".{version}.partial")
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)

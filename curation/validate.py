@@ -63,8 +63,6 @@ class Policy:
 
 Check = Callable[[Collection, list[Row], Policy], Iterable[Problem]]
 
-
-
 # Ranges outside which a value is impossible (error) or implausible (warning: a unit mix-up,
 # such as a temperature in Fahrenheit).
 PLAUSIBLE: dict[str, tuple[float, float, str, str]] = {
@@ -76,6 +74,7 @@ PLAUSIBLE: dict[str, tuple[float, float, str, str]] = {
     "width": (1, 100_000, ERROR, "pixels"),
     "height": (1, 100_000, ERROR, "pixels"),
 }
+
 
 def check_header(collection: Collection, rows: list[Row], policy: Policy) -> Iterator[Problem]:
     header, records = read_csv_values(collection.metadata_path)
