@@ -168,12 +168,14 @@ def finish_interrupted(collection: Collection) -> list[str]:
     moved aside and the ids merged; where they were not, nothing had changed and the log is
     closed as undone. Returns one line per log handled."""
     done = []
+    present: set[str] | None = None  # metadata.csv's files, read once if a log needs them
     for log in sorted(logs_dir(collection).glob("dedup-*.jsonl")):
         entries = read_log(log)
         if not entries or any(e.get("op") in ("done", "undone") for e in entries):
             continue
         drops = [e for e in entries if e.get("op") == "drop"]
-        present = {r["filename"] for r in collection.read_rows()}
+        if present is None:
+            present = {r["filename"] for r in collection.read_rows()}
         if any(e["row"]["filename"] in present for e in drops):
             _append(log, {"op": "undone", "at": _now(), "restored": 0,
                           "why": "interrupted before its rows were written"})
