@@ -81,12 +81,17 @@ _FALLS_ILL = (r"(?:presented|was admitted|was hospitali[sz]ed|developed|complain
               r"fell ill|tested positive|was diagnosed|had (?:a )?fever)")
 
 
+def _number_group(m: re.Match[str]) -> int:
+    """Which group of an _AGE_RE match holds the number (one per pattern)."""
+    return next(i for i, g in enumerate(m.groups(), 1) if g is not None)
+
+
 def _relative_patient_age(text: str, age: int) -> bool:
     """Whether a relative of another age is a patient too ("her 59-year-old daughter presented
     with fever"): the text then describes two patients."""
     for m in _AGE_RE.finditer(text):
-        raw = next(g for g in m.groups() if g is not None)
-        if number_value(raw) in (None, age) or not _is_relative_age(text, m.start(), m.end()):
+        if number_value(m.group(_number_group(m))) in (None, age) or \
+                not _is_relative_age(text, m.start(), m.end()):
             continue
         if re.match(rf"[^.;]{{0,60}}?\b{_FALLS_ILL}\b", text[m.end():], re.IGNORECASE):
             return True
@@ -111,7 +116,8 @@ def find_age(text: str) -> Found:
     counts only when the text gives no other age."""
     past: Found = None
     for m in _AGE_RE.finditer(text):
-        raw = next(g for g in m.groups() if g is not None)
+        group = _number_group(m)
+        raw = m.group(group)
         # "65M"/"M/65" forms only count when the text does not use them for something else.
         if re.fullmatch(r"\d{1,2}[-/]?[MF]|[MF]\s?/\s?\d{1,2}", m.group(0).strip()) and \
                 not re.search(r"(?:^|[\s(,;])$", text[max(0, m.start() - 1):m.start()]):
@@ -119,14 +125,13 @@ def find_age(text: str) -> Found:
         if _is_relative_age(text, m.start(), m.end()):
             continue
         if _POPULATION_RE.search(text[max(0, m.start() - 20):m.start()]) or \
-                _RANGE_AFTER.match(text, m.end()) or _RANGE_AFTER.match(m.group(0), len(raw)):
+                _RANGE_AFTER.match(text, m.end()):
             continue
         value = number_value(raw)
         if value is not None and 0 < value <= 115:
             if _relative_patient_age(text, value):
                 return None  # a family cluster: the images may be either patient's
-            number_at = m.start(next(i for i, g in enumerate(m.groups(), 1) if g is not None))
-            if _PAST_AGE.search(text[max(0, number_at - 20):number_at]):
+            if _PAST_AGE.search(text[max(0, m.start(group) - 20):m.start(group)]):
                 past = past or (value, m.group(0).strip())
                 continue
             return value, m.group(0).strip()
