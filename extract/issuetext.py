@@ -178,10 +178,10 @@ def parse_request(text: str, pdf_hosts: tuple[str, ...] = DEFAULT_PDF_HOSTS, *,
     prose = _OTHER_URL.sub(blank, without_http)
     found.extend((m.start(), request.dois, clean_doi(m.group(0))) for m in _DOI.finditer(prose))
     for _, kind, value in sorted(found, key=lambda item: item[0]):
-        if value in seen or value in request.left_over:
+        if value in seen:
             continue
-        if len(seen) < MAX_ITEMS:
-            seen.add(value)
+        seen.add(value)  # taken or left over, each named once
+        if len(seen) <= MAX_ITEMS:
             kind.append(value)
         else:
             request.left_over.append(value)

@@ -234,13 +234,13 @@ def graphic_problem(data: bytes | None) -> str | None:
 
 def unreadable_graphics(article: Article, images: dict[str, bytes]) -> list[tuple[str, str]]:
     """(href, why) for each figure graphic whose image is missing, empty or not an image."""
-    problems: list[tuple[str, str]] = []
+    problems: dict[str, str] = {}
     for jf in article.figures:
         for href in jf.graphics:
             why = graphic_problem(_find_image(images, href))
-            if why and all(href != seen for seen, _ in problems):
-                problems.append((href, why))
-    return problems
+            if why:
+                problems.setdefault(href, why)
+    return list(problems.items())
 
 
 def figures_from_jats(
