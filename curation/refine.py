@@ -1,4 +1,5 @@
-"""Local search helpers of the stratifier: swap partners of similar patients.
+"""Local search helpers of the stratifier: LD's terms, swap partners of similar patients, and
+the exact pair descent.
 
 Similar patients (equal image counts, labels differing in one place) are the partners whose
 swap moves a single unit of a single label from one fold to another without disturbing the
@@ -44,6 +45,10 @@ def similar_partners(
     return free[order[member]]
 
 
+def ld_gaps(pos: np.ndarray, size: np.ndarray, ratio: np.ndarray) -> np.ndarray:
+    """|p/n - P/N| per (subset, label) for positives pos among size examples: LD's terms."""
+    return np.abs(pos / np.maximum(size - pos, 1.0) - ratio)
+
 
 def _fold_cost(
     pos: np.ndarray, size: np.ndarray, dev: np.ndarray, ratio: np.ndarray, scale: np.ndarray,
@@ -51,8 +56,7 @@ def _fold_cost(
 ) -> np.ndarray:
     """Each fold's share of the polish objective: weighted LD terms plus mu times the
     weighted squared deviation (the last axis is the term or the dimension)."""
-    ld = np.abs(pos / np.maximum(size - pos, 1.0) - ratio) @ scale
-    return ld + mu * (weights * dev**2).sum(axis=-1)
+    return ld_gaps(pos, size, ratio) @ scale + mu * (weights * dev**2).sum(axis=-1)
 
 
 def pair_descent(

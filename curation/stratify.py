@@ -7,8 +7,9 @@ et al. 2011) with the squared deviation as a penalty: moves of the patients some
 (`movable`), swaps with random partners and with similar ones (curation/refine.py). New patients
 beside fixed ones (a grown collection) are placed against the whole collection's targets: several
 seeded tries, each polished to convergence with a lighter penalty and a lighter weight on LD over
-patients, the one with the lowest polish objective kept. When the free patients are few (a small collection, or a small addition), an
-exact descent over pairs of them with seeded restarts follows, full split or not. Pure numpy;
+patients, the one with the lowest polish objective kept. When the free patients are few (a small
+collection, or a small addition), an exact descent over pairs of them with seeded restarts
+follows, full split or not. Pure numpy;
 curation/split.py builds the count vectors.
 """
 
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from curation.refine import pair_descent, similar_classes, similar_partners
+from curation.refine import ld_gaps, pair_descent, similar_classes, similar_partners
 
 SIZE_WEIGHT = 32.0  # how much more equal images per fold weigh than one label's balance
 HEADCOUNT_WEIGHT = 8.0  # the same for equal patients per fold
@@ -156,7 +157,7 @@ def objective(
     if terms is None:
         return score
     pos, size, ratio, scale = terms[2:]
-    return score + float((_ld_terms(pos, size, ratio) @ scale).sum())
+    return score + float((ld_gaps(pos, size, ratio) @ scale).sum())
 
 
 def refine_small(
@@ -253,11 +254,6 @@ def swap_partners(
     return np.concatenate([by_size[pick], free[anyone]], axis=1)
 
 
-def _ld_terms(pos: np.ndarray, size: np.ndarray, ratio: np.ndarray) -> np.ndarray:
-    """|p/n - P/N| per (subset, label) for positives pos among size examples."""
-    return np.abs(pos / np.maximum(size - pos, 1.0) - ratio)
-
-
 def _ld_setup(
     counts: np.ndarray, where: np.ndarray, k: int, ld_dims: np.ndarray, ld_base: np.ndarray,
     ld_weight: np.ndarray,
@@ -289,13 +285,13 @@ def movable(
 ) -> np.ndarray:
     """The free patients whose move to some fold lowers the polish objective now (gain: the
     squared-deviation part of each patient's move into each fold, own: its self term)."""
-    before = _ld_terms(pos, size, ratio) @ scale
+    before = ld_gaps(pos, size, ratio) @ scale
     out = []
     for start in range(0, len(free), MOVE_CHUNK):
         chunk = free[start : start + MOVE_CHUNK]
         c, s, a = positives[chunk][:, None], examples[chunk][:, None], where[chunk]
-        delta = _ld_terms(pos + c, size + s, ratio) @ scale - before
-        delta += (_ld_terms(pos[a] - c[:, 0], size[a] - s[:, 0], ratio) @ scale - before[a])[:, None]
+        delta = ld_gaps(pos + c, size + s, ratio) @ scale - before
+        delta += (ld_gaps(pos[a] - c[:, 0], size[a] - s[:, 0], ratio) @ scale - before[a])[:, None]
         g = gain[chunk]
         delta += g - g[np.arange(len(chunk)), a][:, None] + own[chunk][:, None]
         delta[np.arange(len(chunk)), a] = 0.0
@@ -331,9 +327,9 @@ def polish(
                           mu * (wv2 @ deviation.T), mu * own, where, free)
         for p in hopeful[rng.permutation(len(hopeful))[:POLISH_BUDGET]].tolist():
             a, c, s = where[p], positives[p], examples[p]
-            before = _ld_terms(pos, size, ratio) @ scale
-            added = _ld_terms(pos + c, size + s, ratio) @ scale - before
-            removed = _ld_terms(pos[a] - c, size[a] - s, ratio) @ scale - before[a]
+            before = ld_gaps(pos, size, ratio) @ scale
+            added = ld_gaps(pos + c, size + s, ratio) @ scale - before
+            removed = ld_gaps(pos[a] - c, size[a] - s, ratio) @ scale - before[a]
             gain = deviation @ wv2[p]
             delta = added + removed + mu * (gain - gain[a] + own[p])
             delta[a] = 0.0
@@ -358,10 +354,10 @@ def polish(
             step_c = positives[p] - positives[q]
             step_s = examples[p] - examples[q]
             ld = (
-                _ld_terms(pos[a] - step_c, size[a] - step_s, ratio)
-                - _ld_terms(pos[a], size[a], ratio)
-                + _ld_terms(pos[b] + step_c, size[b] + step_s, ratio)
-                - _ld_terms(pos[b], size[b], ratio)
+                ld_gaps(pos[a] - step_c, size[a] - step_s, ratio)
+                - ld_gaps(pos[a], size[a], ratio)
+                + ld_gaps(pos[b] + step_c, size[b] + step_s, ratio)
+                - ld_gaps(pos[b], size[b], ratio)
             ) @ scale
             sq = 2.0 * ((weights * step) * (deviation[b] - deviation[a] + step)).sum(axis=1)
             delta = ld + mu * sq
