@@ -68,6 +68,9 @@ _AGE_PATTERNS = (
     r"\b(?:M|F)\s?/\s?(\d{1,2})\b",
     r"\(\s*(?-i:[MF])\s*,\s*(\d{1,3})\s*\)",  # "(F, 45)"
     r"\(\s*(\d{1,3})\s*,\s*(?-i:[MF])\s*\)",  # "(45, F)"
+    # "(male, 52)", "Patient, female, 73 years."
+    r"\b(?:male|female|man|woman|boy|girl|gentleman|lady)\s*,\s*(\d{1,3})\s*"
+    r"(?:(?:years?|yrs?|y\.?o\.?|y/o)(?=\s*[).;,]|\s*$)|(?=\)))",
 )
 _AGE_RE = re.compile("|".join(f"(?:{p})" for p in _AGE_PATTERNS), re.IGNORECASE)
 _MONTHS_RE = re.compile(rf"(?<![\d.])({NUMBER})[- ]months?[- ]old\b", re.IGNORECASE)
@@ -159,7 +162,8 @@ _ROLE_SEX = {"son": "M", "husband": "M", "father": "M", "brother": "M",
              "daughter": "F", "wife": "F", "mother": "F", "sister": "F"}
 _ABBREV_SEX_RE = re.compile(r"(?:^|[\s(,;])\d{1,2}[-/]?([MF])(?=[\s,;:)]|$)(?!\s*(?:[Ff]r\b|[Ff]rench|"
                             r"cath|tube|sheath))|\b([MF])\s?/\s?\d{1,2}\b"
-                            r"|\(\s*([MF])\s*,\s*\d{1,2}\s*\)|\(\s*\d{1,2}\s*,\s*([MF])\s*\)")
+                            r"|\(\s*([MF])\s*,\s*\d{1,2}\s*\)|\(\s*\d{1,2}\s*,\s*([MF])\s*\)"
+                            r"|\b\d{1,3}\s*[- ]?(?i:yo|y/o|y\.o\.|years?[- ]old)\s+([MF])\b")
 
 
 def _is_relative_noun(text: str, start: int) -> bool:

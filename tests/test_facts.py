@@ -61,6 +61,10 @@ def test_past_ages_and_ranges_give_way_to_the_patients_age(text: str, age: int) 
     ("Patient (F, 45) with cough.", "F", 45),
     ("Patient (45, M) with cough.", "M", 45),
     ("Table (5, 6) shows the counts.", None, None),
+    ("The patient (male, 52) was admitted.", "M", 52),
+    ("Patient, female, 73 years. Dyspnoea for three days.", "F", 73),
+    ("58 y/o M with cough and fever.", "M", 58),
+    ("Patients: male, 12; female, 9.", "M", None),
 ])
 def test_sex_and_age_in_parentheses(text: str, sex: str | None, age: int | None) -> None:
     facts = facts_of_text(text)
