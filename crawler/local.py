@@ -13,7 +13,7 @@ from crawler.paper_rows import (
     file_key,
     jats_figure_hrefs,
     read_jats,
-    read_pdf,
+    sniff_document,
 )
 from crawler.pipelines import store_panels
 from crawler.resolve import normalize_doi, normalize_license
@@ -128,7 +128,8 @@ def ingest_file(root: Path, path: Path, kind: str, doi: str | None, force: bool,
         return record_outcome(collection, outcome)
     outcome = store_panels(collection, panels)
     if lost:
-        note = f"{len(lost)} figure file(s) unreadable"
+        note = f"{len(lost)} figure file(s) unreadable" if kind == "jats" \
+            else f"{len(lost)} figure(s) with a damaged image left out"
         outcome.reason = f"{outcome.reason}; {note}" if outcome.reason else note
         outcome = record_outcome(collection, outcome)
         if problems is not None:
@@ -136,14 +137,29 @@ def ingest_file(root: Path, path: Path, kind: str, doi: str | None, force: bool,
     return outcome
 
 
+def _read_pdf(data: bytes, lost: list[str]) -> tuple[list[Any], str]:
+    """read_pdf, with a line in `lost` for each figure left out (a damaged embedded image)."""
+    from extract.pdf import PdfError, extract_figures, page_texts
+
+    if sniff_document(data) != "pdf":
+        raise DocumentError("not a PDF file")
+    try:
+        figures = extract_figures(data, split_panels=True, time_limit=60, problems=lost)
+        text = "\n".join(page_texts(data, time_limit=60))
+    except PdfError as exc:
+        raise DocumentError(str(exc)) from None
+    return figures, text
+
+
 def _read(path: Path, data: bytes, kind: str, paper: Paper) -> tuple[list[Any], str, list[str]]:
     """The document's figures, its text and the lines for figure files that could not be read."""
     if kind == "pdf":
-        figures, text = read_pdf(data)
+        lost: list[str] = []
+        figures, text = _read_pdf(data, lost)
         doi, license_ = pdf_hints(data)
         paper.doi = paper.doi or doi
         paper.license = license_
-        return figures, text, []
+        return figures, text, lost
     article, hrefs = jats_figure_hrefs(data)
     if not paper.doi and getattr(article, "doi", ""):
         try:

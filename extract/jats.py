@@ -224,12 +224,15 @@ def graphic_problem(data: bytes | None) -> str | None:
         return "no image file"
     if not data:
         return "empty file (0 bytes)"
+    from extract.render import image_problem
+
     try:
         _size(data)
         _extension(data)
     except Exception:  # Pillow raises many kinds for garbage; all are this one reason
         return "not a readable image"
-    return None
+    why = image_problem(data)
+    return f"damaged image ({why})" if why else None
 
 
 def unreadable_graphics(article: Article, images: dict[str, bytes]) -> list[tuple[str, str]]:

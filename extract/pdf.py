@@ -106,11 +106,16 @@ def _inflated_size(raw: bytes) -> int:
     return total
 
 
-def page_texts(data: bytes) -> list[str]:
-    """Plain text of each page, in reading order."""
+def page_texts(data: bytes, time_limit: float = 60.0) -> list[str]:
+    """Plain text of each page, in reading order (PdfError past `time_limit` seconds)."""
+    start = time.monotonic()
     doc = open_pdf(data)
     try:
-        return [page.get_text("text", sort=True) for page in doc]
+        texts = []
+        for page in doc:
+            _check_time(start, time_limit)
+            texts.append(page.get_text("text", sort=True))
+        return texts
     finally:
         doc.close()
 
@@ -177,10 +182,15 @@ def _text_density(box: BBox, lines: list[tuple[BBox, str]]) -> float:
 
 
 def extract_figures(
-    data: bytes, *, split_panels: bool = True, time_limit: float = 60.0
+    data: bytes, *, split_panels: bool = True, time_limit: float = 60.0,
+    problems: list[str] | None = None,
 ) -> list[Figure]:
-    """Figures (or their panels when split) of a PDF, each with its page, box and caption."""
-    from extract.render import figures_for_group
+    """Figures (or their panels when split) of a PDF, each with its page, box and caption.
+
+    A figure whose image cannot be used (a damaged embedded JPEG) is left out and one line
+    saying so ("page 2, Figure 1: embedded image is damaged (...)") goes to `problems`.
+    """
+    from extract.render import FigureError, figures_for_group
 
     start = time.monotonic()
     doc = open_pdf(data)
@@ -191,7 +201,12 @@ def extract_figures(
             _check_time(start, time_limit)
             for group, caption in page_groups(page, placements[page.number], decor):
                 _check_time(start, time_limit)
-                figures.extend(figures_for_group(doc, page, group, caption, split_panels))
+                try:
+                    figures.extend(figures_for_group(doc, page, group, caption, split_panels))
+                except FigureError as exc:
+                    if problems is not None:
+                        name = caption.label if caption else "an uncaptioned image"
+                        problems.append(f"page {page.number + 1}, {name}: {exc}")
         return figures
     finally:
         doc.close()

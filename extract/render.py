@@ -16,6 +16,29 @@ VECTOR_DPI = 300
 _KEEP_EXT = {"jpeg": "jpg", "png": "png"}
 
 
+class FigureError(Exception):
+    """One figure's image cannot be used (a damaged embedded image); the others still can."""
+
+
+def image_problem(data: bytes) -> str | None:
+    """Why image bytes do not decode ("image file is truncated ..."), or None when they do.
+
+    JPEGs are decoded at reduced scale (the whole entropy-coded stream is still read, so a
+    cut or garbled file is caught) to keep the check cheap.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            if im.format == "JPEG":
+                im.draft(im.mode, (max(1, im.width // 8), max(1, im.height // 8)))
+            im.load()
+    except (OSError, ValueError, SyntaxError, UnidentifiedImageError,
+            Image.DecompressionBombError) as exc:
+        return str(exc) or type(exc).__name__
+    return None
+
+
 def _upright(info: dict[str, Any]) -> bool:
     a, b, c, d, _, _ = info["transform"]
     return abs(b) < 1e-3 and abs(c) < 1e-3 and a > 0 and d > 0
@@ -123,6 +146,9 @@ def _region_image(doc: Any, page: Any, region: Region) -> tuple[bytes, str, str,
     if region.kind == "image" and len(region.pieces) == 1:
         got = embedded_image(doc, region.pieces[0])
         if got is not None:
+            why = image_problem(got[0]) if got[1] == "jpg" else None
+            if why:
+                raise FigureError(f"embedded image is damaged ({why})")
             info = region.pieces[0]
             return got[0], got[1], got[2], info["width"], info["height"]
     pix = render_region(page, region.bbox, _zoom(region))
@@ -188,14 +214,10 @@ def split_figure(figure: Figure) -> list[Figure]:
     if not caption_parts(figure.caption)[1]:
         return []  # only captions that name panels get cut (see split_panels)
 
-    with Image.open(io.BytesIO(figure.image)) as im:
-        if im.mode in ("RGBA", "LA", "PA", "P"):
-            im = im.convert("RGBA")
-            white = Image.new("RGBA", im.size, (255, 255, 255, 255))
-            im = Image.alpha_composite(white, im).convert("RGB")
-        elif im.mode not in ("L", "RGB"):
-            im = im.convert("RGB")
-        arr = np.asarray(im)
+    try:
+        arr = _decoded_array(figure.image)
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return []  # undecodable bytes stay whole; callers check images with image_problem
     panels = split_panels(arr, figure.caption)
     if len(panels) < 2:
         return []
@@ -209,6 +231,20 @@ def split_figure(figure: Figure) -> list[Figure]:
         out.append(Figure(figure.page, box, figure.label, panel.letter, figure.caption,
                           panel.caption, _png(crop), px1 - px0, py1 - py0, "split"))
     return out
+
+
+def _decoded_array(data: bytes) -> np.ndarray:
+    """Grey or RGB pixels of image bytes (transparency flattened onto white)."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as im:
+        if im.mode in ("RGBA", "LA", "PA", "P"):
+            im = im.convert("RGBA")
+            white = Image.new("RGBA", im.size, (255, 255, 255, 255))
+            im = Image.alpha_composite(white, im).convert("RGB")
+        elif im.mode not in ("L", "RGB"):
+            im = im.convert("RGB")
+        return np.asarray(im)
 
 
 def debug_pages(data: bytes, figures: list[Figure], dpi: int = 100) -> list[tuple[int, bytes]]:

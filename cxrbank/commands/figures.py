@@ -127,9 +127,11 @@ def figures_cmd(file: Path | None, jats_file: Path | None, out_dir: Path, debug:
     source = file or jats_file
     data = source.read_bytes()
     unreadable: list[tuple[str, str]] = []
+    damaged: list[str] = []
     try:
         if file is not None:
-            figures = extract_figures(data, split_panels=not whole, time_limit=time_limit)
+            figures = extract_figures(data, split_panels=not whole, time_limit=time_limit,
+                                      problems=damaged)
         else:
             article = parse_jats(data)
             hrefs = [h for f in article.figures for h in f.graphics]
@@ -157,5 +159,7 @@ def figures_cmd(file: Path | None, jats_file: Path | None, out_dir: Path, debug:
     for href, why in unreadable:
         where = " beside it" if why == "no image file" else ""
         say_error(f"{source.name}: graphic {href!r} left out: {why}{where}")
-    if unreadable:
+    for line in damaged:
+        say_error(f"{source.name}: {line}; figure left out")
+    if unreadable or damaged:
         click.get_current_context().exit(EXIT_PARTIAL)
