@@ -118,6 +118,21 @@ def _strip_tags(text: Any) -> str:
     return re.sub(r"\s+", " ", html.unescape(plain)).strip()
 
 
+def _dict(value: Any) -> dict[str, Any]:
+    """`value` when it is a JSON object, else an empty one (services' fields are untrusted)."""
+    return value if isinstance(value, dict) else {}
+
+
+def _dicts(value: Any) -> list[dict[str, Any]]:
+    """The JSON objects in a list field; anything else (null, strings, numbers) is skipped."""
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+def _url(value: Any) -> bool:
+    """True for a non-empty string (a URL field that is a number or a list is not a URL)."""
+    return isinstance(value, str) and bool(value.strip())
+
+
 def _load_json(body: bytes, source: str) -> Any:
     if not body.strip():
         raise ResolveError(f"{source}: empty response")
@@ -178,7 +193,7 @@ def parse_europepmc_search(body: bytes, doi: str, base: str) -> Lookup:
     if not isinstance(data, dict) or "resultList" not in data:
         message = data.get("errMsg") or data.get("message") if isinstance(data, dict) else ""
         raise ResolveError(f"europepmc: {message or 'no resultList in the response'}")
-    results = (data.get("resultList") or {}).get("result") or []
+    results = _dicts(_dict(data.get("resultList")).get("result"))
     record = next((r for r in results if str(r.get("doi", "")).lower() == doi), None)
     lookup = Lookup("europepmc")
     if record is None:
@@ -207,9 +222,9 @@ def parse_unpaywall(body: bytes, status: int = 200) -> Lookup:
         raise ResolveError(f"unpaywall: {message or 'unexpected response'}")
     lookup.found = True
     lookup.title = _strip_tags(data.get("title"))
-    locations = [data.get("best_oa_location"), *(data.get("oa_locations") or [])]
+    locations = [data.get("best_oa_location"), *_dicts(data.get("oa_locations"))]
     for location in locations:
-        if isinstance(location, dict) and location.get("url_for_pdf"):
+        if isinstance(location, dict) and _url(location.get("url_for_pdf")):
             lookup.candidates.append(Candidate(
                 str(location["url_for_pdf"]), "pdf", "unpaywall",
                 normalize_license(location.get("license"))))
@@ -225,17 +240,17 @@ def parse_crossref(body: bytes, status: int = 200) -> Lookup:
     data = _load_json(body, "crossref")
     if not isinstance(data, dict) or data.get("status") != "ok":
         raise ResolveError("crossref: status is not ok")
-    message = data.get("message") or {}
+    message = _dict(data.get("message"))
     lookup.found = True
-    titles = message.get("title") or []
-    lookup.title = _strip_tags(titles[0] if titles else "")
+    titles = message.get("title")
+    lookup.title = _strip_tags(titles[0] if isinstance(titles, list) and titles else titles)
     lookup.abstract = _strip_tags(message.get("abstract"))
-    licenses = sorted(message.get("license") or [],
+    licenses = sorted(_dicts(message.get("license")),
                       key=lambda item: item.get("content-version") != "vor")
     lookup.license = normalize_license(licenses[0].get("URL")) if licenses else ""
-    for link in message.get("link") or []:
+    for link in _dicts(message.get("link")):
         kind = str(link.get("content-type", "")).lower()
-        if link.get("URL") and kind in ("application/pdf", "unspecified"):
+        if _url(link.get("URL")) and kind in ("application/pdf", "unspecified"):
             lookup.candidates.append(Candidate(str(link["URL"]), "pdf", "crossref", lookup.license))
     return lookup
 
@@ -250,8 +265,8 @@ def parse_openalex(body: bytes, status: int = 200) -> Lookup:
         raise ResolveError("openalex: unexpected response")
     lookup.found = True
     lookup.title = _strip_tags(data.get("title") or data.get("display_name"))
-    for location in [data.get("best_oa_location"), *(data.get("locations") or [])]:
-        if isinstance(location, dict) and location.get("pdf_url"):
+    for location in [data.get("best_oa_location"), *_dicts(data.get("locations"))]:
+        if isinstance(location, dict) and _url(location.get("pdf_url")):
             lookup.candidates.append(Candidate(
                 str(location["pdf_url"]), "pdf", "openalex",
                 normalize_license(location.get("license"))))
@@ -265,10 +280,11 @@ def parse_biorxiv(body: bytes, doi: str, content_base: str) -> Lookup:
     if not body.strip():
         return lookup  # seen in the wild: an empty 200 body for unknown DOIs
     data = _load_json(body, "biorxiv")
-    messages = data.get("messages") or [{}] if isinstance(data, dict) else [{}]
+    data = _dict(data)
+    messages = _dicts(data.get("messages")) or [{}]
     if str(messages[0].get("status", "")).lower() != "ok":
         return lookup
-    versions = [c for c in data.get("collection") or [] if str(c.get("doi", "")).lower() == doi]
+    versions = [c for c in _dicts(data.get("collection")) if str(c.get("doi", "")).lower() == doi]
     if not versions:
         return lookup
     latest = versions[-1]

@@ -25,6 +25,7 @@ from crawler.paper_rows import (
     read_pdf,
     sniff_document,
 )
+from crawler.radiopaedia import is_challenge
 from crawler.state import ERROR, NO_FULL_TEXT, Outcome
 from extract.jats import unreadable_graphics
 
@@ -35,14 +36,19 @@ MAX_CANDIDATES = 8
 class FetchFailed(Exception):
     """A download that gave no usable response (network error, refused URL, HTTP error)."""
 
-    def __init__(self, message: str, status: int | None = None) -> None:
+    def __init__(self, message: str, status: int | None = None, why: str = "") -> None:
         super().__init__(message)
         self.status = status
+        self.why = why or message  # the message without the URL
 
     @property
     def broken(self) -> bool:
-        """A failure worth an error (not just "not there"): refused, network, 429, 5xx."""
-        return self.status is None or self.status == 429 or self.status >= 500
+        """A passing failure, retried next run (refused, network, 401/403, 429, 5xx, a
+        challenge page); only 404/410 say for good that the file is not there."""
+        return self.status not in DEFINITIVE_STATUSES
+
+
+DEFINITIVE_STATUSES = (404, 410)  # "not there" for good: the only download failures stored as final
 
 
 # Download errors by type name (Scrapy's and Twisted's) -> the words a user reads.
@@ -80,6 +86,26 @@ def merge_unreachable(errors: list[str]) -> str:
             others.append(error)
     merged = [f"cannot reach {', '.join(names)} ({why})" for why, names in hosts.items()]
     return "; ".join(merged + others)
+
+
+# Markers of a challenge page served with 200; "captcha" alone is not one (publishers' landing
+# pages often embed a reCAPTCHA for comment forms).
+_CHALLENGE_200 = ("just a moment...", "cf-chl", "verify you are human", "are you a robot",
+                  "attention required!")
+
+
+def is_challenge_page(response: scrapy.http.Response) -> bool:
+    """An anti-bot challenge or captcha page (HTML) instead of the answer: never evaded."""
+    if response.status in DEFINITIVE_STATUSES or not response.body:
+        return False
+    head = response.body[:2048].lstrip().lower()
+    content_type = response.headers.get(b"Content-Type", b"").decode("latin-1").lower()
+    if "html" not in content_type and not head.startswith((b"<!doctype html", b"<html")):
+        return False
+    text = response.body[:20000].decode("utf-8", "replace")
+    if 200 <= response.status < 300:
+        return any(marker in text.casefold() for marker in _CHALLENGE_200)
+    return is_challenge(response.status, text)
 
 
 @dataclass
@@ -120,7 +146,7 @@ class PapersSpider(scrapy.Spider):
                 try:
                     return await self.ingest(doi)
                 except Exception as exc:  # one DOI's bug must not end the crawl
-                    self.logger.exception("ingesting %s failed", doi)
+                    self.logger.debug("ingesting %s failed", doi, exc_info=True)
                     return {"outcome": Outcome(doi, doi, ERROR, reason=f"internal error: {exc}")}
 
         for task in asyncio.as_completed([one(doi) for doi in self.dois]):
@@ -135,16 +161,25 @@ class PapersSpider(scrapy.Spider):
             response = await self.crawler.engine.download_async(request)
         except Exception as exc:
             raise FetchFailed(network_failure(url, exc)) from None
+        if is_challenge_page(response):
+            why = f"HTTP {response.status}, a challenge page (not evaded)"
+            raise FetchFailed(f"{url[:200]}: {why}", response.status, why)
         if 200 <= response.status < 300 or (ok404 and response.status == 404):
             return response
-        raise FetchFailed(f"{url[:200]}: HTTP {response.status}", response.status)
+        why = f"HTTP {response.status}"
+        raise FetchFailed(f"{url[:200]}: {why}", response.status, why)
 
     async def lookup(self, source: str, url: str, parse: Any) -> resolve.Lookup:
         try:
             response = await self.fetch(url, accept="application/json", ok404=True)
             return parse(response)
-        except (FetchFailed, resolve.ResolveError) as exc:
+        except FetchFailed as exc:  # "unpaywall: HTTP 503" (its URL holds the contact address)
+            return resolve.Lookup(source, error=f"{source}: {exc.why}" if exc.status else str(exc))
+        except resolve.ResolveError as exc:
             return resolve.Lookup(source, error=str(exc))
+        except (TypeError, AttributeError, KeyError, IndexError, ValueError):
+            self.logger.debug("unexpected %s response for %s", source, url, exc_info=True)
+            return resolve.Lookup(source, error=f"{source}: unexpected response shape")
 
     async def resolve_doi(self, doi: str) -> list[resolve.Lookup]:
         contact = self.setting("CXRBANK_CONTACT")
@@ -170,11 +205,16 @@ class PapersSpider(scrapy.Spider):
                                     lambda r: resolve.parse_biorxiv(r.body, doi, content)))
         return list(await asyncio.gather(*jobs))
 
-    async def landing_candidate(self, doi: str, license_: str) -> resolve.Candidate | None:
+    async def landing_candidate(self, doi: str, license_: str,
+                                attempt: Attempt) -> resolve.Candidate | None:
+        """The landing page's citation_pdf_url; a passing failure marks the attempt broken."""
         url = resolve.doi_landing_url(self.setting("CXRBANK_DOI_URL"), doi)
         try:
             response = await self.fetch(url, accept="text/html")
-        except FetchFailed:
+        except FetchFailed as exc:
+            if exc.broken:
+                attempt.reasons.append(f"landing: {exc}")
+                attempt.broken = True
             return None
         pdf_url = resolve.citation_pdf_url(response.body, response.url)
         return resolve.Candidate(pdf_url, "pdf", "landing", license_) if pdf_url else None
@@ -198,7 +238,7 @@ class PapersSpider(scrapy.Spider):
         while len(tried) < MAX_CANDIDATES:
             if not candidates and not landing_tried:
                 landing_tried = True  # last resort: the landing page's citation_pdf_url
-                landing = await self.landing_candidate(doi, license_)
+                landing = await self.landing_candidate(doi, license_, attempt)
                 candidates = [landing] if landing else []
             if not candidates:
                 break
@@ -211,7 +251,9 @@ class PapersSpider(scrapy.Spider):
                 return {"panels": found}
         if not tried:
             attempt.reasons.append("no open full-text location")
-        outcome = ERROR if attempt.broken else NO_FULL_TEXT
+        if errors:  # a service that failed may know an open copy: not final, retried next run
+            attempt.reasons.append(merge_unreachable(errors))
+        outcome = ERROR if attempt.broken or errors else NO_FULL_TEXT
         return {"outcome": Outcome(doi, doi, outcome, source=attempt.source,
                                    reason="; ".join(attempt.reasons)[:500])}
 
@@ -243,7 +285,13 @@ class PapersSpider(scrapy.Spider):
                     # NCBI answers non-open articles with metadata-only XML (HTTP 200)
                     attempt.reasons.append(f"{candidate.source}: metadata-only XML, no body")
                     return None
-                images = await self.jats_images(candidate, hrefs)
+                images, failed = await self.jats_images(candidate, hrefs)
+                if failed:  # a figure server outage: try the next candidate, never "final"
+                    attempt.reasons.append(
+                        f"{candidate.source}: {len(failed)} figure file(s) could not be "
+                        f"downloaded ({failed[0]})")
+                    attempt.broken = True
+                    return None
             else:
                 article, images = None, {}
 
@@ -283,17 +331,20 @@ class PapersSpider(scrapy.Spider):
         self.crawler.stats.set_value("cxrbank/extract_wall_s", self.extract_wall)
         self.crawler.stats.set_value("cxrbank/extract_cpu_s", self.extract_cpu)
 
-    async def jats_images(self, candidate: resolve.Candidate, hrefs: list[str]) -> dict[str, bytes]:
-        """The figure files a JATS article names, from Europe PMC (missing ones left out)."""
+    async def jats_images(self, candidate: resolve.Candidate,
+                          hrefs: list[str]) -> tuple[dict[str, bytes], list[str]]:
+        """The figure files a JATS article names, from Europe PMC, and the passing failures
+        (network, 5xx, 429, 403…). A file answered 404 is just left out (missing for good)."""
         base = self.setting("CXRBANK_EUROPEPMC_FIGURES_URL")
 
-        async def image(href: str) -> tuple[str, bytes | None]:
+        async def image(href: str) -> tuple[str, bytes | None, str]:
             try:
                 url = resolve.europepmc_figure_url(base, candidate.pmcid, href)
-                return href, (await self.fetch(url, accept="image/*")).body
+                return href, (await self.fetch(url, accept="image/*")).body, ""
             except FetchFailed as exc:
-                self.logger.warning("figure file missing: %s", exc)
-                return href, None
+                self.logger.debug("figure file not downloaded: %s", exc)
+                return href, None, str(exc) if exc.broken else ""
 
         files = await asyncio.gather(*(image(h) for h in hrefs)) if candidate.pmcid else []
-        return {href: body for href, body in files if body}
+        return ({href: body for href, body, _ in files if body},
+                [failure for _, _, failure in files if failure])
