@@ -46,10 +46,22 @@ def release_dir(collection: Collection, version: str) -> Path:
 
 
 def list_releases(collection: Collection) -> list[dict[str, Any]]:
-    """Every release's manifest, oldest first."""
+    """Every release's manifest, oldest first (folders that are not release names, such as the
+    hidden staging folder of an interrupted release, are not releases)."""
     manifests = [read_manifest(collection, path)
-                 for path in (collection.root / RELEASES).glob("*/manifest.json")]
+                 for path in (collection.root / RELEASES).glob("*/manifest.json")
+                 if _VERSION.match(path.parent.name)]
     return sorted(manifests, key=lambda m: (m["created"], m["version"]))
+
+
+def clear_interrupted(collection: Collection) -> list[str]:
+    """Remove the staging folders (releases/.VERSION.partial) that interrupted releases left;
+    call with the collection locked. Returns their names."""
+    folder = collection.root / RELEASES
+    stale = sorted(folder.glob(".*.partial")) if folder.is_dir() else []
+    for path in stale:
+        shutil.rmtree(path, ignore_errors=True)
+    return [path.name for path in stale]
 
 
 def read_manifest(collection: Collection, path: Path) -> dict[str, Any]:
@@ -69,42 +81,54 @@ def read_manifest(collection: Collection, path: Path) -> dict[str, Any]:
     return manifest
 
 
-def check_split_current(collection: Collection, rows: list[Row]) -> None:
-    """ReleaseError when splits/partition.tsv leaves rows out (rows added after `cxrbank split`)
-    or puts one patient in several partitions (ids merged since)."""
+def check_split_current(collection: Collection, rows: list[Row],
+                        splits_dir: Path | None = None) -> None:
+    """ReleaseError when a partition.tsv (default: splits/) leaves rows out (rows added after
+    `cxrbank split`) or puts one patient in several partitions (ids merged since)."""
     from curation.split import PARTITION_FILE, SPLITS, SplitError, read_partition  # noqa: PLC0415
 
-    partition = collection.root / SPLITS / PARTITION_FILE
+    folder = splits_dir or collection.root / SPLITS
+    partition = folder / PARTITION_FILE
+    shown = _shown(collection, partition)
     if not partition.is_file():
         return
     try:
         entries = read_partition(partition)
     except (OSError, UnicodeDecodeError, SplitError) as exc:
-        raise ReleaseError(f"{SPLITS}/{PARTITION_FILE}: cannot be read ({exc})") from None
+        raise ReleaseError(f"{shown}: cannot be read ({exc})") from None
     placed = {filename: part for filename, _, part, _ in entries}
-    missing = [row["filename"] for row in split_selection(collection, rows)
+    missing = [row["filename"] for row in split_selection(collection, rows, folder)
                if row["filename"] not in placed]
     if missing:
-        raise ReleaseError(f"{len(missing)} of {len(rows)} rows are not in splits/partition.tsv"
-                           f" (first: {missing[0]}): run `cxrbank split` first")
+        raise ReleaseError(f"{len(missing)} of {len(rows)} rows are not in {shown}"
+                           f" (first: {missing[0]}; rows added after the split):"
+                           " run `cxrbank split` first")
     partitions: dict[str, set[str]] = {}
     for row in rows:
         if row["filename"] in placed and row["patientid"].strip():
             partitions.setdefault(row["patientid"].strip(), set()).add(placed[row["filename"]])
     leaking = sorted(pid for pid, where in partitions.items() if len(where) > 1)
     if leaking:
-        raise ReleaseError(f"{len(leaking)} patient(s) span several partitions in "
-                           f"splits/partition.tsv (first: {leaking[0]}; ids merged since the "
-                           "split): run `cxrbank split` first")
+        first = leaking[0]
+        raise ReleaseError(f"{len(leaking)} patient(s) span several partitions in {shown} "
+                           f"(first: {first} in {', '.join(sorted(partitions[first]))}; ids "
+                           "changed or merged since the split): run `cxrbank split` first")
 
 
-def split_selection(collection: Collection, rows: list[Row]) -> list[Row]:
+def _shown(collection: Collection, path: Path) -> str:
+    return str(path.relative_to(collection.root)) if path.is_relative_to(collection.root) \
+        else str(path)
+
+
+def split_selection(collection: Collection, rows: list[Row],
+                    splits_dir: Path | None = None) -> list[Row]:
     """The rows the last `cxrbank split` was asked to place: its --views and --modality (from
-    splits/balance.json), rows with a patient id."""
+    balance.json beside partition.tsv, default splits/), rows with a patient id."""
     from curation.split import SplitError, SplitSettings, select_rows  # noqa: PLC0415
 
+    folder = splits_dir or collection.root / "splits"
     try:
-        document = json.loads((collection.root / "splits" / "balance.json").read_text("utf-8"))
+        document = json.loads((folder / "balance.json").read_text("utf-8"))
         asked = document["settings"]
         settings = SplitSettings(views=tuple(asked.get("views") or ()),
                                  modality=asked.get("modality") or "")
@@ -202,10 +226,13 @@ def make_release(collection: Collection, version: str, notes: str = "") -> dict[
     if errors:
         raise ReleaseError(f"the collection has {len(errors)} validation errors "
                            f"(first: {errors[0].line()}); run `cxrbank validate`")
-    previous = list_releases(collection)
-    previous_version = previous[-1]["version"] if previous else None
-    old_rows = release_rows(collection, previous_version) if previous_version else []
     with collection.lock():
+        if target.exists():
+            raise ReleaseError(f"release {version} exists already ({target}); releases never change")
+        clear_interrupted(collection)
+        previous = list_releases(collection)
+        previous_version = previous[-1]["version"] if previous else None
+        old_rows = release_rows(collection, previous_version) if previous_version else []
         rows = collection.read_rows()
         check_split_current(collection, rows)
         tracked = _tracked_files(collection, rows)
@@ -222,22 +249,22 @@ def make_release(collection: Collection, version: str, notes: str = "") -> dict[
         for name in SPLIT_FILES:
             if (splits / name).is_file():
                 shutil.copyfile(splits / name, staging / name)
-    partition = next((f for f in files if f["path"] == "splits/partition.tsv"), None)
-    manifest = {
-        "version": version,
-        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "tool_version": __version__,
-        "previous": previous_version,
-        "rows": len(rows),
-        "patients": len({row["patientid"] for row in rows}),
-        "labels": {k: {str(a): b for a, b in v.items()} for k, v in label_table(rows).items()},
-        "split_hash": partition["sha256"] if partition else None,
-        "files": files,
-    }
-    atomic_write_bytes(staging / "manifest.json", json.dumps(manifest, indent=2).encode())
-    atomic_write_bytes(staging / "CHANGELOG.md",
-                       changelog(version, previous_version, old_rows, rows, notes).encode())
-    staging.rename(target)
+        partition = next((f for f in files if f["path"] == "splits/partition.tsv"), None)
+        manifest = {
+            "version": version,
+            "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "tool_version": __version__,
+            "previous": previous_version,
+            "rows": len(rows),
+            "patients": len({row["patientid"] for row in rows}),
+            "labels": {k: {str(a): b for a, b in v.items()} for k, v in label_table(rows).items()},
+            "split_hash": partition["sha256"] if partition else None,
+            "files": files,
+        }
+        atomic_write_bytes(staging / "manifest.json", json.dumps(manifest, indent=2).encode())
+        atomic_write_bytes(staging / "CHANGELOG.md",
+                           changelog(version, previous_version, old_rows, rows, notes).encode())
+        staging.rename(target)
     return manifest
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from curation.release import changelog, licence_flags
@@ -102,3 +103,44 @@ def test_release_with_a_bad_name_is_a_usage_error_saying_what_a_name_may_contain
         assert "Traceback" not in output
     assert not (collection.root / "releases").exists()
     assert not (tmp_path / "x").exists()
+
+
+def test_an_interrupted_release_leaves_no_trace_that_blocks_the_next(
+        tmp_path: Path, monkeypatch) -> None:
+    import curation.release as releases
+
+    collection = collection_at(tmp_path)
+
+    def killed(*args: object, **kwargs: object) -> str:
+        raise KeyboardInterrupt("killed while writing CHANGELOG.md")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(releases, "changelog", killed)
+        with pytest.raises(KeyboardInterrupt):
+            releases.make_release(collection, "v1")
+    assert (collection.root / "releases" / ".v1.partial" / "manifest.json").is_file()
+    assert releases.list_releases(collection) == []
+    code, output = release(collection, "v1")
+    assert code == 0, output
+    code, output = release(collection, "v1.1")
+    assert code == 0, output
+    assert sorted(p.name for p in (collection.root / "releases").iterdir()) == ["v1", "v1.1"]
+    manifest = json.loads((collection.root / "releases" / "v1.1" / "manifest.json").read_text())
+    assert manifest["previous"] == "v1"
+
+
+def test_release_is_refused_while_a_patient_spans_partitions(tmp_path: Path) -> None:
+    from tests.fixtures.twoclass_cxr import make_twoclass_collection
+
+    collection = make_twoclass_collection(tmp_path / "c", per_class=6)
+    placed = dict(line.split("\t")[:3:2] for line in
+                  (tmp_path / "c" / "splits" / "partition.tsv").read_text().splitlines()[1:])
+    with collection.editing() as rows:
+        test_row = next(r for r in rows if placed[r["filename"]] == "test")
+        train_row = next(r for r in rows if placed[r["filename"]] == "train")
+        test_row["patientid"] = train_row["patientid"]
+    code, output = release(collection, "v1")
+    assert code == 1
+    assert (f"Error: 1 patient(s) span several partitions in splits/partition.tsv (first: "
+            f"{train_row['patientid']} in test, train; ids changed or merged since the split): "
+            "run `cxrbank split` first") in output
