@@ -15,6 +15,7 @@ from extract.regions import (
     decorations,
     image_regions,
     overlap_share,
+    shown_box,
     vector_regions,
 )
 
@@ -121,12 +122,23 @@ def page_texts(data: bytes, time_limit: float = 60.0) -> list[str]:
 
 
 def page_dict(page: Any) -> dict[str, Any]:
-    """PyMuPDF's text dict of a page, without image blocks (they cost a decode each)."""
+    """PyMuPDF's text dict of a page, without image blocks (they cost a decode each).
+
+    Boxes are in the shown page's coordinates (a /Rotate'd page as it is displayed).
+    """
     import pymupdf
 
     flags = (pymupdf.TEXT_PRESERVE_LIGATURES | pymupdf.TEXT_PRESERVE_WHITESPACE
              | pymupdf.TEXT_MEDIABOX_CLIP)
-    return page.get_text("dict", flags=flags)
+    text = page.get_text("dict", flags=flags)
+    if page.rotation:
+        for block in text["blocks"]:
+            block["bbox"] = shown_box(page, block["bbox"])
+            for line in block.get("lines", ()):
+                line["bbox"] = shown_box(page, line["bbox"])
+                for span in line["spans"]:
+                    span["bbox"] = shown_box(page, span["bbox"])
+    return text
 
 
 def _text_boxes(page_dict: dict[str, Any]) -> list[tuple[BBox, str]]:
@@ -195,6 +207,7 @@ def extract_figures(
     start = time.monotonic()
     doc = open_pdf(data)
     try:
+        orient_pages(doc)
         decor, placements = decorations(doc)
         figures: list[Figure] = []
         for page in doc:
@@ -210,6 +223,29 @@ def extract_figures(
         return figures
     finally:
         doc.close()
+
+
+def orient_pages(doc: Any) -> None:
+    """Turn off /Rotate (in memory) on pages whose text reads upright without it.
+
+    Landscape pages drawn sideways and turned by /Rotate are analysed as shown; a portrait
+    page whose /Rotate only turns it sideways in a viewer is analysed as written, so its
+    figures come out upright. All boxes are then in the kept orientation's coordinates.
+    """
+    for page in doc:
+        if not page.rotation:
+            continue
+        upright = sideways = 0
+        for block in page.get_text("dict")["blocks"]:
+            for line in block.get("lines", ()):
+                chars = sum(len(span["text"]) for span in line["spans"])
+                dx, dy = line["dir"]
+                if dx > 0.9 and abs(dy) < 0.1:
+                    upright += chars
+                else:
+                    sideways += chars
+        if upright > sideways:
+            page.set_rotation(0)
 
 
 def _check_time(start: float, limit: float) -> None:

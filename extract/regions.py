@@ -17,8 +17,33 @@ def _key(info: dict[str, Any]) -> Any:
     return info["xref"] or ("inline", info["width"], info["height"], info["size"])
 
 
+def shown_box(page: Any, box: Any) -> BBox:
+    """A box in unrotated page coordinates as shown (a /Rotate'd page's visible orientation)."""
+    import pymupdf
+
+    rect = pymupdf.Rect(box)
+    if page.rotation:
+        rect = rect * page.rotation_matrix
+    return (rect.x0, rect.y0, rect.x1, rect.y1)
+
+
+def _shown(page: Any, infos: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Placements with bbox and transform turned into the shown page's coordinates."""
+    if not page.rotation:
+        return infos
+    import pymupdf
+
+    for info in infos:
+        info["bbox"] = shown_box(page, info["bbox"])
+        info["transform"] = tuple(pymupdf.Matrix(info["transform"]) * page.rotation_matrix)
+    return infos
+
+
 def placements_of(page: Any) -> list[dict[str, Any]]:
     """Every image placement on a page, shaped like PyMuPDF's get_image_info(xrefs=True).
+
+    Boxes and transforms are in the shown page's coordinates (rotated as /Rotate says, origin
+    top-left), the space page.rect, get_pixmap(clip=) and page_dict use.
 
     get_image_info decodes and hashes every image to find xrefs, which costs more than the
     rest of the extraction; this asks for each XObject's rectangles instead and falls back to
@@ -39,8 +64,8 @@ def placements_of(page: Any) -> list[dict[str, Any]]:
     boxes = [info["bbox"] for info in infos]
     for kind, box in page.get_bboxlog():
         if kind.endswith("image") and not any(_same_box(box, b) for b in boxes):
-            return page.get_image_info(xrefs=True)
-    return infos
+            return _shown(page, page.get_image_info(xrefs=True))
+    return _shown(page, infos)
 
 
 def _same_box(a: BBox, b: BBox) -> bool:
@@ -163,7 +188,8 @@ def _vector_clusters(page: Any) -> list[Any]:
     drawings = page.get_drawings()
     if not drawings:
         return []
-    return page.cluster_drawings(drawings=drawings, x_tolerance=4, y_tolerance=4)
+    rects = page.cluster_drawings(drawings=drawings, x_tolerance=4, y_tolerance=4)
+    return [rect * page.rotation_matrix for rect in rects] if page.rotation else rects
 
 
 def overlap_share(a: BBox, b: BBox) -> float:

@@ -109,8 +109,11 @@ def _zoom(region: Region) -> float:
     zooms = []
     for info in region.pieces:
         x0, y0, x1, y1 = info["bbox"]
+        a, b = info["transform"][:2]
+        across, down = (info["height"], info["width"]) if abs(b) > abs(a) else (
+            info["width"], info["height"])  # an image turned a quarter shows its height across
         if x1 - x0 > 0 and y1 - y0 > 0 and info["width"]:
-            zooms.append(max(info["width"] / (x1 - x0), info["height"] / (y1 - y0)))
+            zooms.append(max(across / (x1 - x0), down / (y1 - y0)))
     zoom = max(zooms) if zooms else VECTOR_DPI / 72
     x0, y0, x1, y1 = region.bbox
     pixels = (x1 - x0) * (y1 - y0) * zoom * zoom
@@ -248,24 +251,30 @@ def _decoded_array(data: bytes) -> np.ndarray:
 
 
 def debug_pages(data: bytes, figures: list[Figure], dpi: int = 100) -> list[tuple[int, bytes]]:
-    """Each page as PNG with figure boxes (red) and caption boxes (blue) drawn on it."""
+    """Each page as PNG with figure boxes (red) and caption boxes (blue) drawn on it.
+
+    Boxes are in the shown page's coordinates; drawing takes unrotated ones, hence derotation.
+    """
     import pymupdf
 
     from extract.captions import find_captions
-    from extract.pdf import open_pdf, page_dict
+    from extract.pdf import open_pdf, orient_pages, page_dict
 
     doc = open_pdf(data)
     try:
+        orient_pages(doc)
         out = []
         for page in doc:
+            back = page.derotation_matrix
             for cap in find_captions(page_dict(page), page.number + 1):
-                page.draw_rect(pymupdf.Rect(cap.bbox), color=(0, 0, 1), width=1.2)
+                page.draw_rect(pymupdf.Rect(cap.bbox) * back, color=(0, 0, 1), width=1.2)
             for fig in figures:
                 if fig.page == page.number + 1:
-                    page.draw_rect(pymupdf.Rect(fig.bbox), color=(1, 0, 0), width=1.5)
+                    page.draw_rect(pymupdf.Rect(fig.bbox) * back, color=(1, 0, 0), width=1.5)
                     tag = " ".join(t for t in (fig.label or "no caption", fig.panel) if t)
-                    page.insert_text((fig.bbox[0] + 2, fig.bbox[1] + 9), tag, fontsize=8,
-                                     color=(1, 0, 0))
+                    at = pymupdf.Point(fig.bbox[0] + 2, fig.bbox[1] + 9) * back
+                    page.insert_text(at, tag, fontsize=8, color=(1, 0, 0),
+                                     rotate=page.rotation)
             out.append((page.number + 1, page.get_pixmap(dpi=dpi).tobytes("png")))
         return out
     finally:
