@@ -180,13 +180,22 @@ def _figures(root: Any) -> list[JatsFigure]:
             group_caption = _caption(el)
             for k, fig in enumerate(_children(el, "fig")):
                 own = _caption(fig)
-                label = _label(_text(_first_child(fig, "label")))
+                raw = _text(_first_child(fig, "label"))
+                letter = _panel_letter(raw)
+                label = None if letter else _label(raw)
                 caption = f"{group_caption} {own}".strip() if group_caption else own
                 figures.append(JatsFigure(
                     fig.get("id"), label or group_label, caption, _graphics(fig),
-                    el.get("id") or group_label, None if label else chr(ord("A") + k),
+                    el.get("id") or group_label,
+                    None if label else letter or chr(ord("A") + k),
                     None if label else own or None))
     return figures
+
+
+def _panel_letter(label: str) -> str | None:
+    """"A" for a sub-figure label that is only a panel letter ("A", "(a)", "b.", "C)")."""
+    match = re.fullmatch(r"\(?\s*([A-Za-z])\s*[).:]?", label.strip())
+    return match.group(1).upper() if match else None
 
 
 def _first_child(el: Any, name: str) -> Any | None:

@@ -135,3 +135,32 @@ def test_unreadable_graphics_say_why_and_keep_the_other_panels_letters():
         ("crj-42-g003a", "no image file")]
     figures = figures_from_jats(parse_jats(ARTICLE), images)
     assert [(f.label, f.panel) for f in figures] == [("Figure 3", "B")]
+
+
+def _fig_group(n: int, labels: tuple[str, str]) -> str:
+    return (f'<fig-group id="g{n}"><label>Figure {n}</label><caption><p>Patient {n}.</p>'
+            f'</caption><fig id="f{n}a"><label>{labels[0]}</label><caption><p>Radiograph.</p>'
+            f'</caption><graphic xlink:href="g{n}a"/></fig><fig id="f{n}b"><label>{labels[1]}'
+            f'</label><caption><p>Axial CT.</p></caption><graphic xlink:href="g{n}b"/></fig>'
+            '</fig-group>')
+
+
+def test_fig_group_sub_figures_labelled_by_letter_are_panels_of_the_group_figure():
+    xml = ('<article xmlns:xlink="http://www.w3.org/1999/xlink"><body>'
+           + _fig_group(1, ("A", "B")) + _fig_group(2, ("(a)", "b.")) + "</body></article>")
+    article = parse_jats(xml.encode())
+    assert [(f.label, f.panel, f.panel_caption) for f in article.figures] == [
+        ("Figure 1", "A", "Radiograph."), ("Figure 1", "B", "Axial CT."),
+        ("Figure 2", "A", "Radiograph."), ("Figure 2", "B", "Axial CT.")]
+    images = {f"g{n}{p}": encode(radiograph_array(n)) for n in (1, 2) for p in "ab"}
+    figures = figures_from_jats(article, images)
+    keys = [(f.label, f.panel) for f in figures]
+    assert keys == [("Figure 1", "A"), ("Figure 1", "B"), ("Figure 2", "A"), ("Figure 2", "B")]
+
+
+def test_fig_group_sub_figure_with_its_own_figure_label_keeps_it():
+    xml = ('<article xmlns:xlink="http://www.w3.org/1999/xlink"><body>'
+           + _fig_group(1, ("Figure 1a", "Figure 1b")) + "</body></article>")
+    article = parse_jats(xml.encode())
+    assert [(f.label, f.panel) for f in article.figures] == [
+        ("Figure 1a", None), ("Figure 1b", None)]
