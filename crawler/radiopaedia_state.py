@@ -79,7 +79,11 @@ def known_by_rid(db: sqlite3.Connection, rid: str) -> KnownCase | None:
 
 
 def known_images(db: sqlite3.Connection, rid: str) -> set[str]:
-    rows = db.execute("SELECT image_id FROM radiopaedia_images WHERE rid = ?", (rid,))
+    """The case's image ids already collected (X-ray or CT); earlier crawls' "skipped" ones
+    (not an image, unreadable) are left out so that they are fetched again."""
+    rows = db.execute(
+        "SELECT image_id FROM radiopaedia_images WHERE rid = ? AND kind IN ('xray', 'ct')", (rid,)
+    )
     return {r[0] for r in rows}
 
 
@@ -110,7 +114,7 @@ def remember_case(
 def remember_images(
     db: sqlite3.Connection, rid: str, images: Iterable[tuple[str, str, str]]
 ) -> None:
-    """Record image ids as collected: (image_id, study_id, kind) with kind xray/ct/skipped."""
+    """Record image ids as collected: (image_id, study_id, kind) with kind xray or ct."""
     stamp = now()
     db.executemany(
         "INSERT OR IGNORE INTO radiopaedia_images (image_id, rid, study_id, kind, added)"
@@ -222,7 +226,7 @@ class CollectionPipeline:
             reason = skipped.get(name, "")
             if reason and not reason.startswith(("already in", "removed earlier")):
                 job.errors.append(f"rID {case.rid} image {image_id}: {reason}")
-                kind = "skipped"
+                continue  # not recorded: the next crawl fetches it again
             recorded.append((image_id, study_id, kind))
         with transaction(spider.db):
             remember_images(spider.db, case.rid, recorded)

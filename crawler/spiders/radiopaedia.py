@@ -30,7 +30,7 @@ from crawler.radiopaedia import (
 )
 from crawler.radiopaedia_rows import case_row
 from crawler.settings import base_urls, crawl_settings, local_overrides
-from cxrbank.collection import Collection, NewImage
+from cxrbank.collection import Collection, NewImage, sniff_image_extension
 from cxrbank.schema import normalize_modality
 
 # Floors for the real site; a loopback test site gets local_overrides() instead.
@@ -293,9 +293,21 @@ class RadiopaediaSpider(scrapy.Spider):
             cb_kwargs={"job": job, "image": image, **kw},
         )
 
+    def not_an_image(self, response: Any, job: CaseJob) -> bool:
+        """True (and one error for the case) when an image URL answered something else, such
+        as an HTML error page with HTTP 200: the image is fetched again by the next crawl."""
+        if sniff_image_extension(response.body) is not None:
+            return False
+        what = "an HTML page" if b"<html" in response.body[:2048].lower() else "not an image"
+        job.errors.append(f"{response.url}: HTTP {response.status}, {what}; retried next crawl")
+        return True
+
     def on_xray(self, response: Any, job: CaseJob, image: StackImage, study: Study) -> Any:
         job.pending -= 1
         self.stop_on_challenge(response)
+        if self.not_an_image(response, job):
+            yield from self.finish_if_done(job)
+            return
         case = job.case
         job.images.append(
             NewImage(
@@ -310,7 +322,10 @@ class RadiopaediaSpider(scrapy.Spider):
     def on_slice(self, response: Any, job: CaseJob, image: StackImage, ct: CtStack) -> Any:
         job.pending -= 1
         self.stop_on_challenge(response)
-        ct.slices[image.image_id] = response.body
+        if self.not_an_image(response, job):
+            ct.failed += 1
+        else:
+            ct.slices[image.image_id] = response.body
         self.finish_ct(job, ct)
         yield from self.finish_if_done(job)
 
