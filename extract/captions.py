@@ -220,7 +220,104 @@ def pair_captions(
             if best is not None:
                 break
         result.append(None if best is None else best[1])
+    result = _one_caption_each(regions, captions, blockers, clusters, result)
     return _adopt_row_captions(regions, captions, blockers, result)
+
+
+def _one_caption_each(
+    regions: list[Region],
+    captions: list[Caption],
+    blockers: list[BBox],
+    clusters: list[BBox],
+    result: list[int | None],
+) -> list[int | None]:
+    """Re-pair one to one when a caption is left unpaired while another holds several clusters.
+
+    Captions set above their figures put figure 2's caption right under figure 1, so nearest
+    pairing gives both figures caption 2 and drops caption 1. Then the clusters (pieces of one
+    figure stay together) and captions are matched one to one, as many pairs as possible at the
+    least layout distance, with no other caption between a pair; a cluster left over keeps its
+    nearest caption.
+    """
+    figure_caps = [j for j, c in enumerate(captions) if c.label != "Table"]
+    held: dict[int, set[BBox]] = {}
+    for i, k in enumerate(result):
+        if k in figure_caps or k is None:
+            held.setdefault(-1 if k is None else k, set()).add(clusters[i])
+    free = held.pop(-1, set())
+    if len(held) == len(figure_caps) or all(len(v) < 2 for v in held.values()):
+        return result
+    units = sorted(free.union(*held.values()))
+    if len(units) * len(figure_caps) > 2500:
+        return result
+    cost: list[list[float | None]] = []
+    for unit in units:
+        members = [r.bbox for r, c in zip(regions, clusters, strict=True) if c == unit]
+        row: list[float | None] = []
+        for j in figure_caps:
+            others = [c.bbox for k, c in enumerate(captions) if k != j]
+            dists = [caption_distance(m, unit, captions[j].bbox, blockers + others)
+                     for m in members]
+            found = [d for d in dists if d is not None]
+            row.append(min(found) if found else None)
+        cost.append(row)
+    matched = _min_cost_matching(cost)
+    if len(matched) <= len(held):
+        return result
+    out = list(result)
+    for i in range(len(regions)):
+        if clusters[i] in units and (n := units.index(clusters[i])) in matched:
+            out[i] = figure_caps[matched[n]]
+    return out
+
+
+def _min_cost_matching(cost: list[list[float | None]]) -> dict[int, int]:
+    """Row -> column pairs: the most pairs (None = no edge), then the least total cost."""
+    rows, cols = len(cost), len(cost[0]) if cost else 0
+    size = max(rows, cols)
+    big = 1e6
+    matrix = [
+        [
+            big if r >= rows or c >= cols or cost[r][c] is None else float(cost[r][c])
+            for c in range(size)
+        ]
+        for r in range(size)
+    ]
+    # Hungarian algorithm (potentials u, v; p[col] = row matched to col, 1-based).
+    inf = float("inf")
+    u, v = [0.0] * (size + 1), [0.0] * (size + 1)
+    p, way = [0] * (size + 1), [0] * (size + 1)
+    for r in range(1, size + 1):
+        p[0], j0 = r, 0
+        minv, used = [inf] * (size + 1), [False] * (size + 1)
+        while True:
+            used[j0] = True
+            i0, delta, j1 = p[j0], inf, 0
+            for j in range(1, size + 1):
+                if not used[j]:
+                    cur = matrix[i0 - 1][j - 1] - u[i0] - v[j]
+                    if cur < minv[j]:
+                        minv[j], way[j] = cur, j0
+                    if minv[j] < delta:
+                        delta, j1 = minv[j], j
+            for j in range(size + 1):
+                if used[j]:
+                    u[p[j]] += delta
+                    v[j] -= delta
+                else:
+                    minv[j] -= delta
+            j0 = j1
+            if p[j0] == 0:
+                break
+        while j0:
+            j1 = way[j0]
+            p[j0] = p[j1]
+            j0 = j1
+    return {
+        p[c] - 1: c - 1
+        for c in range(1, size + 1)
+        if p[c] and p[c] - 1 < rows and c - 1 < cols and cost[p[c] - 1][c - 1] is not None
+    }
 
 
 def _adopt_row_captions(
