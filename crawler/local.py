@@ -21,7 +21,6 @@ from crawler.state import ERROR, Outcome, is_done, previous_outcome, record_outc
 from cxrbank.collection import Collection, sniff_image_extension
 
 MAX_FILE_BYTES = 200 * 1024 * 1024
-_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".tif", ".tiff", ".webp", "")
 CANONICAL_DOI_URL = "https://doi.org"
 
 
@@ -54,39 +53,26 @@ def pdf_hints(data: bytes) -> tuple[str, str]:
     return doi, license_
 
 
-def _candidates(folder: Path, href: str) -> list[Path]:
-    """The files beside a JATS file that may hold a graphic (its name with any image suffix)."""
-    name = Path(href.replace("\\", "/")).name
-    found = []
-    for suffix in _IMAGE_SUFFIXES:
-        candidate = folder / f"{name}{suffix}"
-        if candidate.is_file() and candidate.resolve().parent == folder.resolve():
-            found.append(candidate)
-    return found
-
-
 def jats_images(folder: Path, hrefs: list[str]) -> dict[str, bytes]:
-    """The figure files beside a JATS file, by href (any image extension, checked by content)."""
-    images = {}
-    for href in hrefs:
-        for candidate in _candidates(folder, href):
-            data = candidate.read_bytes()
-            if sniff_image_extension(data):
-                images[href] = data
-                break
-    return images
+    """The figure file for each href beside a JATS file (extract.jats.graphic_files picks among
+    several of one name), kept when it decodes and the collection takes its type."""
+    from extract.jats import graphic_files, graphic_problem
+
+    return {href: data for href, data in graphic_files(folder, hrefs).items()
+            if graphic_problem(data) is None and sniff_image_extension(data)}
 
 
 def graphic_problems(folder: Path, article: Any, images: dict[str, bytes]) -> list[str]:
     """"graphic 'H' left out: why" for each figure graphic of the article that cannot be read."""
-    from extract.jats import graphic_problem, unreadable_graphics
+    from extract.jats import graphic_files, graphic_problem, unreadable_graphics
 
     problems = []
-    for href, why in unreadable_graphics(article, images):
-        if href not in images:
-            found = _candidates(folder, href)
-            why = (graphic_problem(found[0].read_bytes()) or "not a supported image type") \
-                if found else "no image file beside it"
+    missing = unreadable_graphics(article, images)
+    found = graphic_files(folder, [href for href, _ in missing]) if missing else {}
+    for href, _why in missing:
+        data = found.get(href)
+        why = "no image file beside it" if data is None else (
+            graphic_problem(data) or "not a supported image type")
         problems.append(f"graphic {href!r} left out: {why}")
     return problems
 

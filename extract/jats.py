@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import re
+from collections import defaultdict
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from extract.captions import parse_caption_start
@@ -227,6 +230,7 @@ def _extension(data: bytes) -> str:
     return {"jpeg": "jpg", "tiff": "tif"}.get(fmt, fmt)
 
 
+@functools.lru_cache(maxsize=16)  # asked for the same bytes by several callers in one run
 def graphic_problem(data: bytes | None) -> str | None:
     """Why a graphic's file cannot be used ("no image file", "empty file (0 bytes)", ...), or None."""
     if data is None:
@@ -242,6 +246,49 @@ def graphic_problem(data: bytes | None) -> str | None:
         return "not a readable image"
     why = image_problem(data)
     return f"damaged image ({why})" if why else None
+
+
+_FORMAT_RANK = {"TIFF": 0, "PNG": 1, "JPEG": 2, "WEBP": 3, "GIF": 5}  # others: 4
+
+
+def _graphic_rank(data: bytes) -> tuple[int, int, int]:
+    """Sort key of one candidate file: readable first, most pixels, then tif, png, jpg, gif."""
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            return 0, -im.width * im.height, _FORMAT_RANK.get(im.format or "", 4)
+    except Exception:  # Pillow raises many kinds for garbage
+        return 1, 0, 0
+
+
+def best_graphic(files: list[bytes]) -> bytes | None:
+    """Which of several files of one graphic to use (a figure and its thumbnail, TIFF and JPEG
+    renditions): the largest readable image, lossless before lossy at equal size (tif, png,
+    jpg; gif last). When none decodes, the first, so its problem can be reported."""
+    if len(files) <= 1:
+        return files[0] if files else None
+    ranked = sorted(files, key=_graphic_rank)
+    return next((data for data in ranked if graphic_problem(data) is None), ranked[0])
+
+
+def graphic_files(folder: Path, hrefs: list[str], skip: Path | None = None) -> dict[str, bytes]:
+    """The image file for each graphic href, found beside the article: files named like the
+    href with any image extension or none (best_graphic picks among several). Files that
+    resolve outside `folder` (links) and `skip` (the article itself) are ignored."""
+    root = folder.resolve()
+    by_stem: dict[str, list[Path]] = defaultdict(list)
+    for candidate in sorted(folder.iterdir()):
+        if candidate == skip or not candidate.is_file() or candidate.resolve().parent != root:
+            continue
+        by_stem[strip_extension(candidate.name)].append(candidate)
+    images: dict[str, bytes] = {}
+    for href in hrefs:
+        paths = by_stem.get(strip_extension(href).replace("\\", "/").rsplit("/", 1)[-1], [])
+        data = best_graphic([path.read_bytes() for path in paths])
+        if data is not None:
+            images[href] = data
+    return images
 
 
 def unreadable_graphics(article: Article, images: dict[str, bytes]) -> list[tuple[str, str]]:

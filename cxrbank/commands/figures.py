@@ -30,23 +30,6 @@ def _file_name(index: int, figure) -> str:
     return f"{index:03d}-{stem}.{figure.extension}"
 
 
-def _jats_images(xml_path: Path, hrefs: list[str]) -> dict[str, bytes]:
-    """Image files named by the article's graphic hrefs, found beside the XML (any extension)."""
-    from extract.jats import strip_extension
-
-    images: dict[str, bytes] = {}
-    folder = xml_path.parent
-    by_stem: dict[str, Path] = {}
-    for candidate in folder.iterdir():
-        if candidate.is_file() and candidate != xml_path:
-            by_stem.setdefault(strip_extension(candidate.name), candidate)
-    for href in hrefs:
-        name = href.rsplit("/", 1)[-1]
-        if name in by_stem:
-            images[href] = by_stem[name].read_bytes()
-    return images
-
-
 def _previous_files(out_dir: Path) -> list[Path]:
     """The files a previous run wrote to out_dir (those its figures.json lists, its debug pages).
 
@@ -121,7 +104,13 @@ def figures_cmd(file: Path | None, jats_file: Path | None, out_dir: Path, debug:
     if not math.isfinite(time_limit):
         raise click.BadParameter(f"{time_limit} is not a finite number of seconds",
                                  param_hint="'--time-limit'")
-    from extract.jats import JatsError, figures_from_jats, parse_jats, unreadable_graphics
+    from extract.jats import (
+        JatsError,
+        figures_from_jats,
+        graphic_files,
+        parse_jats,
+        unreadable_graphics,
+    )
     from extract.pdf import PdfError, extract_figures
 
     source = file or jats_file
@@ -135,7 +124,7 @@ def figures_cmd(file: Path | None, jats_file: Path | None, out_dir: Path, debug:
         else:
             article = parse_jats(data)
             hrefs = [h for f in article.figures for h in f.graphics]
-            images = _jats_images(jats_file, hrefs)
+            images = graphic_files(jats_file.parent, hrefs, skip=jats_file)
             unreadable = unreadable_graphics(article, images)
             figures = figures_from_jats(article, images, split_panels=not whole)
     except (PdfError, JatsError) as exc:
