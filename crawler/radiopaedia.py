@@ -87,6 +87,7 @@ class Case:
     presentation: str = ""
     discussion: str = ""
     studies: list[Study] = field(default_factory=list)
+    systems: list[str] = field(default_factory=list)  # the header's "Systems": Chest, …
 
 
 @dataclass
@@ -289,7 +290,29 @@ def parse_case(response: Any) -> Case:
             "string()").getall())),
         discussion=clean(" ".join(response.css("#case-discussion p").xpath("string()").getall())),
         studies=studies,
+        systems=[clean(part) for part in re.split(r"[,;]", facts.get("systems", ""))
+                 if part.strip()],
     )
+
+
+# A study is kept when its description names the chest, or when the case's Systems include
+# Chest and the description names no other body part ("Hand X-ray", "CT brain" are dropped).
+CHEST_WORDS = re.compile(
+    r"\b(chest|thora\w*|lungs?|pulmonary|cxr|ctpa|hrct|ribs?|mediastin\w*|pleura\w*)\b", re.I)
+OTHER_PARTS = re.compile(
+    r"\b(brain|head|skull|neck|cervical|spine|spinal|lumbar|sacr\w*|abdom\w*|pelvi\w*|hand|"
+    r"wrist|elbow|arm|forearm|humerus|shoulder|hip|knee|ankle|foot|feet|leg|femur|tibia|"
+    r"fingers?|toes?|limbs?|extremit\w*|orbits?|sinus\w*|face|facial|kidneys?|renal|liver|"
+    r"hepat\w*|bowel|colon|bladder|scrotum|testes|breast)\b", re.I)
+
+
+def chest_study(case: Case, study: Study) -> bool:
+    """Whether a study images the chest (only those become rows)."""
+    if CHEST_WORDS.search(study.description):
+        return True
+    if OTHER_PARTS.search(study.description):
+        return False
+    return any(system.casefold() == "chest" for system in case.systems)
 
 
 def _float(value: Any, default: float = 0.0) -> float:

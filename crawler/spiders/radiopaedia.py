@@ -21,6 +21,7 @@ from crawler.radiopaedia import (
     StackImage,
     Study,
     canonical_url,
+    chest_study,
     is_challenge,
     is_test_host,
     parse_case,
@@ -129,7 +130,7 @@ class RadiopaediaSpider(scrapy.Spider):
         self.report: dict[str, Any] = {
             "new": [], "updated": [], "incomplete": [], "unchanged": 0, "aliases": 0, "before_since": 0,
             "images_added": 0, "listing_pages": 0, "more_left": False, "errors": [],
-            "stopped": "",
+            "stopped": "", "skipped": [],
         }
         self.db: Any = None
 
@@ -252,6 +253,11 @@ class RadiopaediaSpider(scrapy.Spider):
         for study in case.studies:
             study_modality = normalize_modality(study.modality)
             if self.modality and study_modality and study_modality != self.modality:
+                continue
+            if not chest_study(case, study):
+                self.report["skipped"].append(
+                    f"rID {case.rid} study {study.study_id} "
+                    f"({study.description or study.modality or 'no description'}): not a chest study")
                 continue
             job.pending += 1
             yield scrapy.Request(

@@ -53,6 +53,7 @@ def run_radiopaedia(root: Path, contact: str, accepted: bool, overrides: dict[st
         "before_since": report.get("before_since", 0),
         "images_added": report.get("images_added", 0),
         "more_left": report.get("more_left", False),
+        "skipped": report.get("skipped", []),
         "errors": report.get("errors", []) + summary.get("spider_errors", []),
         "stopped": report.get("stopped", ""),
         "listing_pages": report.get("listing_pages", 0),
@@ -136,6 +137,8 @@ def radiopaedia_cmd(
             f"unchanged: {result['unchanged']}, images added: {result['images_added']}, "
             f"errors: {len(result['errors'])}"
         )
+        for skipped in result["skipped"]:
+            click.echo(f"skipped: {skipped}")
         if result["more_left"]:
             click.echo(f"more cases are left for the next run (--max-cases {max_cases} reached)")
     for error in result["errors"]:
