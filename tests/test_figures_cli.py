@@ -110,3 +110,32 @@ def test_neither_or_both_inputs_is_a_usage_error(tmp_path):
     both = ["figures", str(tmp_path / "case.pdf"), "--jats", str(tmp_path / "case.pdf"),
             "--out", str(tmp_path)]
     assert runner.invoke(main, both).exit_code == 2
+
+
+def test_file_names_are_short_and_clean_whatever_the_label_and_panel():
+    from cxrbank.commands.figures import _file_name
+    from extract.records import Figure
+
+    def name(label, panel):
+        return _file_name(7, Figure(1, (0, 0, 1, 1), label, panel, "", None, b"", 1, 1, "x"))
+
+    long = name("Radiographic findings " * 15, None)
+    assert long.startswith("007-radiographic-findings-") and len(long) <= 4 + 60 + 4
+    assert name("Figure 2", "\x7f") == "007-figure-2.png"
+    assert name("Figure 2", "[") == "007-figure-2.png"
+    assert name("Figure 2", "B") == "007-figure-2-B.png"
+    assert name("Fig. 3/../é", "Aé") == "007-fig--3-A.png"
+
+
+def test_jats_long_label_is_written_under_a_short_name(tmp_path):
+    label = "Radiographic findings " * 15
+    (tmp_path / "article.nxml").write_text(
+        '<article xmlns:xlink="http://www.w3.org/1999/xlink"><body><fig id="f1"><label>'
+        f'{label}</label><caption><p>Chest radiograph.</p></caption><graphic xlink:href="g1"/>'
+        '</fig></body></article>')
+    (tmp_path / "g1.jpg").write_bytes(encode(radiograph_array(1)))
+    result = CliRunner().invoke(main, ["figures", "--jats", str(tmp_path / "article.nxml"),
+                                       "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    (record,) = json.loads((tmp_path / "out" / "figures.json").read_text())
+    assert len(record["file"]) < 80 and (tmp_path / "out" / record["file"]).is_file()

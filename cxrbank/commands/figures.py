@@ -17,17 +17,28 @@ from cxrbank.commands.common import (
     say_error,
 )
 
+MAX_STEM = 60  # characters of a label kept in a file name (long JATS labels, odd panels)
+
+
+def _clean(text: str) -> str:
+    return "".join(c for c in text if c.isascii() and (c.isalnum() or c == "-"))
+
 
 def _file_name(index: int, figure) -> str:
-    """`figure-2-A.jpg`, `page-3-image-1.png` (numbered in order, never from the input)."""
+    """`figure-2-A.jpg`, `page-3-image-1.png` (numbered in order, never from the input).
+
+    The label part is cut to MAX_STEM characters and only ASCII letters, digits and '-' are
+    kept, so any label or panel letter gives a short, safe name; the number keeps it unique.
+    """
     if figure.label:
-        stem = figure.label.lower().replace(" ", "-").replace(".", "-")
-        stem = "".join(c for c in stem if c.isalnum() or c == "-")
+        stem = _clean(figure.label.lower().replace(" ", "-").replace(".", "-"))
+        stem = stem[:MAX_STEM].strip("-") or "figure"
     else:
         stem = f"page-{figure.page}-image"
-    if figure.panel:
-        stem += f"-{figure.panel}"
-    return f"{index:03d}-{stem}.{figure.extension}"
+    panel = _clean(figure.panel or "")[:8]
+    if panel:
+        stem += f"-{panel}"
+    return f"{index:03d}-{stem}.{_clean(figure.extension)[:5] or 'img'}"
 
 
 def _previous_files(out_dir: Path) -> list[Path]:
