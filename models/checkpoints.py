@@ -35,6 +35,20 @@ def load_checkpoint(path: Path | str) -> dict[str, Any]:
     return state
 
 
+RESUME_KEYS = {"optimizer": dict, "epoch": int}
+
+
+def check_resumable(state: dict[str, Any], path: Path | str) -> dict[str, Any]:
+    """The checkpoint when a run can continue from it (optimizer state and epoch), else
+    DataError saying how to start from its weights instead."""
+    wrong = [key for key, kind in RESUME_KEYS.items() if not isinstance(state.get(key), kind)]
+    if wrong:
+        raise DataError(f"{path}: cannot resume from it (no {', '.join(wrong)}; resume from a "
+                        f"last.pt written by `cxrbank train`), or start a new run from its "
+                        f"weights with --init {path}")
+    return state
+
+
 def _unloadable(path: Path | str, exc: BaseException) -> str:
     """Why torch.load failed on a file, in a few words."""
     with open(path, "rb") as handle:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import fcntl
+import glob
 import hashlib
 import math
 import os
@@ -264,26 +265,51 @@ class Prepared:
 
 
 def prepare_dataset(
-    root: Path, rows: list[Row], labels: list[str], size: int, cache_dir: Path | None = None
+    root: Path, rows: list[Row], labels: list[str], size: int, cache_dir: Path | None = None,
+    strict: bool = False, release: str | None = None,
 ) -> Prepared:
     """The dataset of these rows, decoding into the cache only images it does not hold yet.
-    Rows whose file is missing or undecodable are left out and reported."""
+    A file `cxrbank dedup --apply` moved aside is read from .cxrbank/removed/ (same sha256).
+    Rows whose file is missing or undecodable are left out and reported; with `strict` (a
+    release's rows, which must all be used) a missing file is a DataError instead."""
     collection = Collection(root)
     cache_dir = cache_dir or root / CACHE_DIR
-    files, kept, failures = [], [], []
+    files, kept, failures, missing = [], [], [], []
     for row in rows:
         path = collection.image_path(row)
         if not path.is_file():
+            path = find_removed(collection, row) or path
+        if not path.is_file():
             failures.append((str(path), "missing image file"))
+            missing.append(str(path.relative_to(root)) if path.is_relative_to(root) else str(path))
             continue
         files.append((path, row.get("sha256") or file_sha256(path)))
         kept.append(row)
+    if strict and missing:
+        name = f"release {release}" if release else "these rows"
+        tag = f"data-{release}" if release else "the release's tag"
+        raise DataError(f"{name}: {len(missing)} image file(s) are missing (first: {missing[0]})"
+                        " and not in .cxrbank/removed/ with their sha256: restore them (e.g. "
+                        f"`git checkout {tag} -- images`) to use exactly that release")
     cached = ensure_cached(files, cache_dir, size)
     failures += cached.failures
     good = [i for i, slot in enumerate(cached.slots) if slot is not None]
     slots = np.asarray([cached.slots[i] for i in good], dtype=np.int64)
     dataset = CxrDataset([kept[i] for i in good], labels, cached.pixels, slots)
     return Prepared(dataset, cached.decoded, cached.reused, failures)
+
+
+def find_removed(collection: Collection, row: Row) -> Path | None:
+    """The copy of a row's file that `cxrbank dedup --apply` moved to .cxrbank/removed/<stamp>/,
+    when one there has the row's sha256 (newest first)."""
+    sha, name = row.get("sha256") or "", row.get("filename") or ""
+    folder = collection.state_dir / "removed"
+    if not sha or not name or not folder.is_dir():
+        return None
+    for candidate in sorted(folder.glob(f"*/{glob.escape(name)}"), reverse=True):
+        if candidate.is_file() and file_sha256(candidate) == sha:
+            return candidate
+    return None
 
 
 def iterate_batches(dataset: CxrDataset, order: Sequence[int], batch_size: int) -> Iterator[

@@ -209,7 +209,8 @@ def evaluate_checkpoint(
     if split not in splits or not splits[split]:
         raise ValueError(f"split {split!r} has no rows in {config.root}")
     prepared = prepare_dataset(
-        Path(config.root), splits[split], state["labels"], config.size, config.cache_path()
+        Path(config.root), splits[split], state["labels"], config.size, config.cache_path(),
+        strict=config.metadata is not None, release=config.release,
     )
     model = create_model(config.arch, len(state["labels"]))
     model.load_state_dict(state["model"])

@@ -23,7 +23,7 @@ from torch import nn
 
 from cxrbank.collection import Collection, Row, atomic_write_bytes, read_csv_rows
 from cxrbank.schema import blank_row
-from models.checkpoints import load_checkpoint, save_checkpoint
+from models.checkpoints import check_resumable, load_checkpoint, save_checkpoint
 from models.data import (
     CACHE_DIR,
     FRONTAL_VIEWS,
@@ -42,6 +42,15 @@ from models.data import (
 )
 from models.evaluate import mean_auc, plain_json, predict
 from models.nets import ARCHS, InitReport, create_model, load_init
+from models.runs import (
+    check_no_leak,
+    check_resume_settings,
+    check_run_folder,
+    check_split,
+    check_val_contrast,
+    clear_run_folder,
+    cosine_factor,
+)
 
 Progress = Callable[[Iterable[Any], int, str], Iterable[Any]]
 
@@ -76,6 +85,7 @@ class TrainConfig:
     metadata: str | None = None  # the rows file; default: <root>/metadata.csv
     cache_dir: str | None = None  # default: <root>/.cxrbank/cache
     release: str | None = None  # the data release trained on (`cxrbank train --release`)
+    force: bool = False  # replace a run already in `out`
 
     def __post_init__(self) -> None:
         self.views = tuple(self.views)
@@ -114,6 +124,12 @@ class TrainConfig:
             folder = release_dir(Collection(self.root), version)
         except ReleaseError as exc:
             raise DataError(str(exc)) from exc
+        if not folder.is_dir():
+            known = sorted(p.name for p in folder.parent.glob("*/manifest.json")
+                           if not p.parent.name.startswith("."))
+            raise DataError(f"release {version} does not exist in {folder.parent} (releases "
+                            f"there: {', '.join(known) or 'none'}); make it with "
+                            f"`cxrbank release {version}`")
         for name in ("metadata.csv", "partition.tsv"):
             if not (folder / name).is_file():
                 raise DataError(f"release {version} has no {name} ({folder}); "
@@ -154,24 +170,42 @@ def resolve_device(name: str) -> torch.device:
 
 def load_split_rows(config: TrainConfig) -> tuple[dict[str, list[Row]], str, str]:
     """Rows per split (train/val/test) after the view and modality filters, the split hash and
-    the data version (sha256 of metadata.csv)."""
+    the data version (sha256 of metadata.csv). DataError when the split no longer fits the rows
+    (rows added after it, a patient in two of train/val/test)."""
     root = Path(config.root)
     collection = Collection(root)
     if not collection.metadata_path.is_file():
         raise DataError(f"{root}: no metadata.csv here (not a collection)")
-    partition = read_partition(config.partition_path())
+    partition_path = config.partition_path()
+    partition = read_partition(partition_path)
     metadata = Path(config.metadata) if config.metadata else collection.metadata_path
     all_rows = ([{**blank_row(), **r} for r in read_csv_rows(metadata)[1]] if config.metadata
                 else collection.read_rows())
+    check_split(collection, all_rows, partition_path)
     rows = select_rows(all_rows, config.views, config.modalities)
+    if not rows:
+        raise DataError(_no_rows(all_rows, config))
     splits: dict[str, list[Row]] = {"train": [], "val": [], "test": []}
     for row in rows:
         entry = partition.get(row["filename"])
         if entry is not None:
             splits.setdefault(split_of(entry, config.fold), []).append(row)
+    check_no_leak(splits, config.fold)
     digest = split_hash(root, Path(config.partition) if config.partition else None)
     data_version = hashlib.sha256(metadata.read_bytes()).hexdigest()
     return splits, digest, data_version
+
+
+def _no_rows(rows: list[Row], config: TrainConfig) -> str:
+    """Why the view/modality filters kept nothing, and which --views would keep rows."""
+    message = (f"no row has views {', '.join(config.views)} and modality "
+               f"{', '.join(config.modalities)}")
+    other = select_rows(rows, ("*",), config.modalities)
+    if other and "*" not in config.views:
+        views = sorted({r.get("view") or "(blank)" for r in other})
+        message += (f"; the {len(other)} rows of that modality have views {', '.join(views)}:"
+                    " pass --views '*' (or those views)")
+    return message
 
 
 class LabelChoiceError(DataError):
@@ -216,22 +250,41 @@ def _setup_distributed(device: torch.device) -> tuple[int, int, torch.device]:
     return dist.get_rank(), world, device
 
 
+def _collective_device(device: torch.device) -> torch.device:
+    """Where tensors for a collective must live: NCCL takes only CUDA tensors."""
+    return device if dist.get_backend() == "nccl" else torch.device("cpu")
+
+
 def _gather_predictions(
-    probs: torch.Tensor, indices: list[int], world: int, n: int
+    probs: torch.Tensor, indices: list[int], world: int, n: int,
+    device: torch.device | None = None,
 ) -> torch.Tensor:
     """Every rank's predictions for its shard -> the whole split's, in dataset order."""
+    index = torch.tensor(indices, dtype=torch.long)
     if world > 1:
-        index = torch.tensor(indices, dtype=torch.long)
+        where = _collective_device(device or torch.device("cpu"))
+        probs, index = probs.to(where), index.to(where)
         probs_all = [torch.empty_like(probs) for _ in range(world)]
         index_all = [torch.empty_like(index) for _ in range(world)]
         dist.all_gather(probs_all, probs)
         dist.all_gather(index_all, index)
-        probs, index = torch.cat(probs_all), torch.cat(index_all)
-    else:
-        index = torch.tensor(indices, dtype=torch.long)
+        probs, index = torch.cat(probs_all).cpu(), torch.cat(index_all).cpu()
     out = torch.zeros(n, probs.shape[1])
     out[index] = probs  # DistributedSampler pads by repeating rows: same values, same place
     return out
+
+
+def _global_loss(
+    total: torch.Tensor, seen: int, world: int, device: torch.device
+) -> tuple[float, int]:
+    """The epoch's summed loss and image count over all ranks (each rank saw its shard)."""
+    if world <= 1:
+        return total.item(), seen
+    where = _collective_device(device)
+    both = torch.stack([total.detach().float().to(where),
+                        torch.tensor(float(seen), device=where)])
+    dist.all_reduce(both)
+    return both[0].item(), int(both[1].item())
 
 
 def _identity_progress(items: Iterable[Any], length: int, label: str) -> Iterable[Any]:
@@ -258,7 +311,12 @@ def train(
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
 
-    resume_state = load_checkpoint(config.resume) if config.resume else None
+    out = Path(config.out)
+    check_run_folder(out, config.resume, config.force)
+    resume_state = None
+    if config.resume:
+        resume_state = check_resumable(load_checkpoint(config.resume), config.resume)
+        check_resume_settings(config.resume, resume_state, config.to_dict())
     splits, digest, data_version = load_split_rows(config)
     if not splits["train"] or not splits["val"]:
         hint = f" (is fold {config.fold} a test fold?)" if config.fold is not None else ""
@@ -267,9 +325,6 @@ def train(
             f"{len(splits['val'])} val after the view/modality filters{hint}"
         )
     if resume_state is not None:
-        if resume_state["config"].get("arch") != config.arch:
-            raise DataError(f"{config.resume} is a {resume_state['config'].get('arch')} run, "
-                            f"not {config.arch}")
         if resume_state.get("split_hash") != digest:
             log(f"warning: the split changed since {config.resume} was saved")
         labels = list(resume_state["labels"])
@@ -279,9 +334,16 @@ def train(
     if not labels:
         raise DataError("no labels: the training rows have no reviewed finding")
     root = Path(config.root)
-    train_data = prepare_dataset(root, splits["train"], labels, config.size, config.cache_path())
-    val_data = prepare_dataset(root, splits["val"], labels, config.size, config.cache_path())
+    strict = config.metadata is not None  # a release's rows: every one of them, or refuse
+    train_data = prepare_dataset(root, splits["train"], labels, config.size, config.cache_path(),
+                                 strict=strict, release=config.release)
+    val_data = prepare_dataset(root, splits["val"], labels, config.size, config.cache_path(),
+                               strict=strict, release=config.release)
     train_set, val_set = train_data.dataset, val_data.dataset
+    positives, negatives = val_set.class_counts()
+    for label in check_val_contrast(labels, positives.tolist(), negatives.tolist(), len(val_set)):
+        log(f"warning: no validation contrast for {label} (one class only): "
+            "it does not count towards the validation AUC")
     left_out = [f"{name}: {why}" for name, why in train_data.failures + val_data.failures]
     for line in left_out:
         log(f"left out {line}")
@@ -289,7 +351,11 @@ def train(
     model = create_model(config.arch, len(labels))
     init_report = None
     if resume_state is not None:
-        model.load_state_dict(resume_state["model"])
+        try:
+            model.load_state_dict(resume_state["model"])
+        except RuntimeError as exc:
+            raise DataError(f"{config.resume}: its weights do not fit a {config.arch} network "
+                            f"with {len(labels)} labels ({str(exc).splitlines()[0]})") from None
     elif config.init:
         init_report = load_init(model, config.init, trust_pickle=config.trust_init)
         log(init_report.summary())
@@ -303,7 +369,6 @@ def train(
     forward = torch.compile(model) if config.compile else model
 
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
     positives, negatives = train_set.class_counts()
     pos_weight = torch.where(
         positives > 0, negatives / positives.clamp(min=1), torch.ones_like(positives)
@@ -312,16 +377,21 @@ def train(
     start_epoch, best_score, best_epoch, history = 0, -math.inf, -1, []
     if resume_state is not None:
         optimizer.load_state_dict(resume_state["optimizer"])
-        scheduler.load_state_dict(resume_state["scheduler"])
-        scheduler.T_max = config.epochs  # a resumed run may be given more epochs
         start_epoch = int(resume_state["epoch"])
-        best_score, best_epoch = float(resume_state["best_score"]), int(resume_state["best_epoch"])
-        history = list(json.loads(resume_state["history"]))
-        log(f"resumed from {config.resume} after epoch {start_epoch}")
+        best_score = float(resume_state.get("best_score", -math.inf))
+        best_epoch = int(resume_state.get("best_epoch", -1))
+        history = list(json.loads(resume_state.get("history") or "[]"))
+        log(f"resumed from {config.resume} after epoch {start_epoch} of {config.epochs}")
+    for group in optimizer.param_groups:  # the closed-form schedule from this epoch on
+        group["initial_lr"] = config.lr
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda e: cosine_factor(e, config.epochs), last_epoch=start_epoch - 1
+    )
 
-    out = Path(config.out)
     if is_main:
         out.mkdir(parents=True, exist_ok=True)
+        if config.force and not config.resume:
+            clear_run_folder(out)
         run = {
             "config": config.to_dict(), "labels": labels, "split_hash": digest,
             "data_version": data_version, "release": config.release,
@@ -349,6 +419,7 @@ def train(
         total_loss = torch.zeros((), device=device)  # summed on the device: no sync per step
         batches = _train_batches(train_set, order, config, device, generator)
         steps = math.ceil(len(order) / config.batch_size)
+        lr = optimizer.param_groups[0]["lr"]
         for x, y, m in progress(batches, steps, f"epoch {epoch + 1}/{config.epochs}"):
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
                 logits = forward(x)
@@ -360,18 +431,19 @@ def train(
             total_loss += loss.detach() * x.shape[0]
         scheduler.step()
         elapsed = time.perf_counter() - started
+        summed, seen_all = _global_loss(total_loss, seen, world, device)
 
         probs = predict(model, val_set, val_indices, device, config.batch_size, config.normalization)
-        probs = _gather_predictions(probs, val_indices, world, len(val_set)).numpy()
+        probs = _gather_predictions(probs, val_indices, world, len(val_set), device).numpy()
         val_auc = mean_auc(probs, val_set.targets.numpy(), val_set.known.numpy())
         score = val_auc if not math.isnan(val_auc) else -math.inf
         improved = score > best_score or best_epoch < 0
         if improved:
             best_score, best_epoch = score, epoch + 1
         record = {
-            "epoch": epoch + 1, "train_loss": total_loss.item() / max(seen, 1),
-            "val_mean_auc": val_auc,
-            "seconds": round(elapsed, 3), "images_per_s": round(seen * world / elapsed, 1),
+            "epoch": epoch + 1, "train_loss": summed / max(seen_all, 1),
+            "val_mean_auc": val_auc, "lr": lr,
+            "seconds": round(elapsed, 3), "images_per_s": round(seen_all / elapsed, 1),
         }
         history.append(record)
         log(

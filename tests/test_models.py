@@ -78,7 +78,8 @@ def test_cache_decodes_each_image_once_across_epochs_and_runs(
     used = first.decoded
     assert used == len(decoded) == len(set(decoded)) > 0
     assert first.epochs_run == 3
-    second = train(config)
+    second = train(tiny_config(collection_root, tmp_path / "run2", epochs=3,
+                               cache_dir=str(tmp_path / "c")))
     assert len(decoded) == used  # no image decoded again: epochs and runs read the memmap
     assert second.decoded == 0 and second.reused == used
     assert (tmp_path / "c" / "32px" / "pixels.u8").stat().st_size == used * 32 * 32

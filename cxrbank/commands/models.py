@@ -53,7 +53,9 @@ def _csv(value: str) -> tuple[str, ...]:
 @click.option("--resume", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Continue a run from its last.pt.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Run directory [default: ROOT/runs/ARCH, or ARCH-foldK].")
+              help="Run directory [default: ROOT/runs/ARCH, or ARCH-foldK; with --resume, the "
+                   "checkpoint's folder].")
+@click.option("--force", is_flag=True, help="Replace the run already in the run directory.")
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the network.")
 @click.option("--views", default="PA,AP,AP Supine,AP Erect", show_default=True,
               help="Comma-separated views to keep; * for all.")
@@ -74,11 +76,12 @@ def _csv(value: str) -> tuple[str, ...]:
 def train_cmd(
     arch: str, size: int, epochs: int, batch_size: int, lr: float, device: str,
     fold: int | None, init: Path | None, trust_init: bool, resume: Path | None,
-    out: Path | None, compile_: bool, views: str, modality: str, labels: str | None,
-    normalization: str, no_augment: bool, patience: int, seed: int, release: str | None,
-    root: Path, as_json: bool,
+    out: Path | None, force: bool, compile_: bool, views: str, modality: str,
+    labels: str | None, normalization: str, no_augment: bool, patience: int, seed: int,
+    release: str | None, root: Path, as_json: bool,
 ) -> None:
-    """Train a classifier on the collection's split; best checkpoint by validation mean AUC."""
+    """Train a classifier on the collection's split; best checkpoint by validation mean AUC.
+    With --resume, the options not given are the checkpoint's; one given differently is refused."""
     try:
         from models.data import DataError  # torch loads only here
         from models.evaluate import plain_json
@@ -86,23 +89,32 @@ def train_cmd(
         from models.train import LabelChoiceError, TrainConfig, train
     except ImportError as exc:
         raise CxrbankError(f"training needs torch: pip install 'cxrbank[train]' ({exc})") from exc
-    name = arch if fold is None else f"{arch}-fold{fold}"
+    if release:
+        _check_release_name(release)
+    values = {
+        "arch": arch, "size": size, "epochs": epochs, "batch_size": batch_size, "lr": lr,
+        "fold": fold, "views": _csv(views), "modalities": _csv(modality),
+        "labels": _csv(labels) if labels else None, "normalization": normalization,
+        "augment": not no_augment, "patience": patience, "seed": seed, "release": release,
+    }
     try:
+        if resume:
+            values.update(_resumed_defaults(resume))
+        name = values["arch"] if values["fold"] is None else f"{values['arch']}-fold{values['fold']}"
+        default_out = resume.parent if resume else root / "runs" / name
         config = TrainConfig(
-            root=str(root), arch=arch, size=size, epochs=epochs, batch_size=batch_size, lr=lr,
-            device=device, fold=fold, init=str(init) if init else None, trust_init=trust_init,
-            resume=str(resume) if resume else None, out=str(out or root / "runs" / name),
-            compile=compile_, views=_csv(views), modalities=_csv(modality),
-            labels=_csv(labels) if labels else None, normalization=normalization,
-            augment=not no_augment, patience=patience, seed=seed,
+            root=str(root), device=device, init=str(init) if init else None,
+            trust_init=trust_init, resume=str(resume) if resume else None,
+            out=str(out or default_out), compile=compile_, force=force,
+            **{k: v for k, v in values.items() if k != "release"},
         )
-        if release:
-            config.use_release(release)
+        if values["release"]:
+            config.use_release(values["release"])
         result = train(config, log=say, progress=_progress)
     except LabelChoiceError as exc:
         raise click.BadParameter(str(exc), param_hint="'--labels'") from None
-    except (DataError, WeightsError, ValueError, OSError) as exc:
-        raise CxrbankError(str(exc)) from exc
+    except (DataError, WeightsError, ValueError, OSError, RuntimeError) as exc:
+        raise CxrbankError(_one_line(exc)) from exc
     if os.environ.get("RANK", "0") != "0":
         return  # under torchrun only rank 0 reports
     summary = {
@@ -156,6 +168,8 @@ def evaluate_cmd(
     per-label AUC change between two releases' models."""
     if (checkpoint is None) == (compare is None):
         raise click.UsageError("give a CHECKPOINT or --compare OLD NEW")
+    if release:
+        _check_release_name(release)
     try:
         from models.data import DataError  # torch loads only here
         from models.evaluate import compare_checkpoints, evaluate_checkpoint
@@ -199,6 +213,44 @@ def evaluate_cmd(
             f"at {threshold}"
         )
     click.echo(f"metrics and model card beside {out or checkpoint.parent}")
+
+
+# option name in train_cmd -> the TrainConfig field it sets (resume takes unset ones from there)
+_RESUMED = {"arch": "arch", "size": "size", "epochs": "epochs", "batch_size": "batch_size",
+            "lr": "lr", "fold": "fold", "views": "views", "modality": "modalities",
+            "labels": "labels", "normalization": "normalization", "no_augment": "augment",
+            "patience": "patience", "seed": "seed", "release": "release"}
+
+
+def _resumed_defaults(resume: Path) -> dict[str, Any]:
+    """The checkpoint's settings for every option of this command line left at its default."""
+    from click.core import ParameterSource  # noqa: PLC0415
+
+    from models.checkpoints import load_checkpoint  # noqa: PLC0415
+
+    saved = load_checkpoint(resume)["config"]
+    context = click.get_current_context()
+    taken = {}
+    for option, key in _RESUMED.items():
+        if context.get_parameter_source(option) == ParameterSource.DEFAULT and key in saved:
+            value = saved[key]
+            taken[key] = tuple(value) if isinstance(value, list) else value
+    return taken
+
+
+def _check_release_name(version: str) -> None:
+    from curation.release import ReleaseError, check_version  # noqa: PLC0415
+
+    try:
+        check_version(version)
+    except ReleaseError:
+        raise click.BadParameter(f"{version!r} is not a release name (e.g. v0.1, 1.2.0-rc1)",
+                                 param_hint="'--release'") from None
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
 
 
 def _num(value: float | None) -> str:
