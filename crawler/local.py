@@ -115,7 +115,7 @@ def ingest_file(root: Path, path: Path, kind: str, doi: str | None, force: bool,
     outcome = store_panels(collection, panels)
     if lost:
         note = f"{len(lost)} figure file(s) unreadable" if kind == "jats" \
-            else f"{len(lost)} figure(s) with a damaged image left out"
+            else f"{len(lost)} problem(s) reading the PDF"
         outcome.reason = f"{outcome.reason}; {note}" if outcome.reason else note
         outcome = record_outcome(collection, outcome)
         if problems is not None:
@@ -124,7 +124,8 @@ def ingest_file(root: Path, path: Path, kind: str, doi: str | None, force: bool,
 
 
 def _read_pdf(data: bytes, lost: list[str]) -> tuple[list[Any], str]:
-    """read_pdf, with a line in `lost` for each figure left out (a damaged embedded image)."""
+    """read_pdf, with a line in `lost` for each figure left out (a damaged embedded image)
+    and for a damaged PDF that had to be repaired."""
     from extract.pdf import PdfError, extract_figures, page_texts
 
     if sniff_document(data) != "pdf":

@@ -42,8 +42,13 @@ def _ends_with_eof(data: bytes) -> bool:
     return at >= 0 and not _STRUCTURE_AFTER_EOF.search(tail, at + 5)
 
 
-def open_pdf(data: bytes) -> Any:
-    """Open PDF bytes with PyMuPDF, or raise PdfError with one clear reason."""
+def open_pdf(data: bytes, problems: list[str] | None = None) -> Any:
+    """Open PDF bytes with PyMuPDF, or raise PdfError with one clear reason.
+
+    A file MuPDF had to repair (broken cross-reference table, objects cut off) still opens;
+    one line saying so goes to `problems`. Mere padding after the last %%EOF (which also
+    makes MuPDF rebuild the table) is not a problem.
+    """
     import pymupdf
 
     pymupdf.TOOLS.mupdf_display_errors(False)
@@ -72,7 +77,25 @@ def open_pdf(data: bytes) -> Any:
     except PdfError:
         doc.close()
         raise
+    if doc.is_repaired and problems is not None and _damaged(data):
+        problems.append("damaged PDF (MuPDF repaired a broken or cut-off file); "
+                        "figures may be missing")
     return doc
+
+
+def _damaged(data: bytes) -> bool:
+    """True when the file still needs repair without whatever follows its last %%EOF."""
+    import pymupdf
+
+    end = data.rfind(b"%%EOF")
+    trimmed = data[: end + 5] + b"\n"
+    if end < 0 or len(trimmed) >= len(data):
+        return True
+    try:
+        with pymupdf.open(stream=trimmed, filetype="pdf") as doc:
+            return doc.is_repaired
+    except Exception:  # the trimmed file is worse off: the original was damaged
+        return True
 
 
 def _check_bombs(doc: Any) -> None:
@@ -200,12 +223,13 @@ def extract_figures(
     """Figures (or their panels when split) of a PDF, each with its page, box and caption.
 
     A figure whose image cannot be used (a damaged embedded JPEG) is left out and one line
-    saying so ("page 2, Figure 1: embedded image is damaged (...)") goes to `problems`.
+    saying so ("page 2, Figure 1: embedded image is damaged (...); left out") goes to
+    `problems`, as does a damaged PDF that MuPDF repaired (see open_pdf).
     """
     from extract.render import FigureError, figures_for_group
 
     start = time.monotonic()
-    doc = open_pdf(data)
+    doc = open_pdf(data, problems)
     try:
         orient_pages(doc)
         decor, placements = decorations(doc)
@@ -219,7 +243,7 @@ def extract_figures(
                 except FigureError as exc:
                     if problems is not None:
                         name = caption.label if caption else "an uncaptioned image"
-                        problems.append(f"page {page.number + 1}, {name}: {exc}")
+                        problems.append(f"page {page.number + 1}, {name}: {exc}; left out")
         return figures
     finally:
         doc.close()

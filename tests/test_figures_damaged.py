@@ -57,7 +57,7 @@ def test_ingest_pdf_with_a_damaged_jpeg_reports_it_and_adds_the_rest(tmp_path):
                          str(tmp_path / "col"))
     assert code == 1
     assert "Figure 1: embedded image is damaged" in err
-    assert "1 figure(s) with a damaged image left out" in out
+    assert "1 problem(s) reading the PDF" in out
 
 
 def test_truncated_jpeg_is_a_graphic_problem_for_jats():
@@ -82,3 +82,19 @@ def test_jats_truncated_composite_is_one_error_line_and_the_other_figure_written
     assert "graphic 'g1' left out: damaged image" in err
     records = json.loads((tmp_path / "out" / "figures.json").read_text())
     assert [r["label"] for r in records] == ["Figure 2"]
+
+
+def test_figures_cli_repaired_pdf_is_one_error_line_and_exit_1(tmp_path):
+    from tests.fixtures.cli import EXAMPLE
+
+    data = EXAMPLE.read_bytes()
+    (tmp_path / "cut.pdf").write_bytes(data[: len(data) // 2] + b"\n%%EOF\n")
+    (tmp_path / "padded.pdf").write_bytes(data + b"\0" * 5000)
+    code, _out, err = run("figures", str(tmp_path / "cut.pdf"), "--out", str(tmp_path / "a"))
+    assert code == 1
+    assert [line for line in err.splitlines() if line.startswith("Error")] == [
+        "Error: cut.pdf: damaged PDF (MuPDF repaired a broken or cut-off file); "
+        "figures may be missing"]
+    assert (tmp_path / "a" / "figures.json").is_file()
+    code, _out, err = run("figures", str(tmp_path / "padded.pdf"), "--out", str(tmp_path / "b"))
+    assert code == 0 and "Error" not in err

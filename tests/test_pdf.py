@@ -247,7 +247,20 @@ def test_uncaptioned_large_image_kept_but_first_page_badge_dropped():
 def test_padding_after_eof_is_accepted(padding):
     data = EXAMPLE.read_bytes() + padding
     open_pdf(data).close()
-    assert len(extract_figures(data)) >= 1
+    problems: list[str] = []
+    assert len(extract_figures(data, problems=problems)) >= 1
+    assert problems == []
+
+
+def test_pdf_cut_short_with_eof_appended_is_reported_as_damaged():
+    data = EXAMPLE.read_bytes()
+    whole = len(extract_figures(data))
+    cut = data[: len(data) // 2] + b"\n%%EOF\n"
+    problems: list[str] = []
+    figures = extract_figures(cut, problems=problems)
+    assert len(figures) < whole
+    assert problems == ["damaged PDF (MuPDF repaired a broken or cut-off file); "
+                        "figures may be missing"]
 
 
 def test_pdf_cut_inside_an_update_after_eof_is_still_truncated():

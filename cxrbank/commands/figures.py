@@ -160,6 +160,6 @@ def figures_cmd(file: Path | None, jats_file: Path | None, out_dir: Path, debug:
         where = " beside it" if why == "no image file" else ""
         say_error(f"{source.name}: graphic {href!r} left out: {why}{where}")
     for line in damaged:
-        say_error(f"{source.name}: {line}; figure left out")
+        say_error(f"{source.name}: {line}")
     if unreadable or damaged:
         click.get_current_context().exit(EXIT_PARTIAL)
