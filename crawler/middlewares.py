@@ -18,6 +18,7 @@ from scrapy.exceptions import IgnoreRequest
 from scrapy.resolver import CachingThreadedResolver
 from twisted.internet import defer
 
+from crawler.radiopaedia import is_challenge
 from crawler.settings import allowed_hosts
 from extract.issuetext import is_public_address
 
@@ -259,6 +260,8 @@ class BackoffRetryMiddleware(RetryMiddleware):
     async def process_response(self, request: Request, response: Response) -> Any:
         if request.meta.get("dont_retry") or response.status not in self.retry_http_codes:
             return response
+        if is_challenge(response.status, response.body[:20000].decode("utf-8", "replace")):
+            return response  # a challenge page is never retried (nor evaded): the caller stops
         delay = self.delay_for(request, response)
         if delay is None:
             logger.warning("%s asks to retry after too long; giving up", request.url)

@@ -8,6 +8,7 @@ from click.testing import CliRunner
 from crawler.radiopaedia import Case, Study, chest_study
 from cxrbank.cli import main
 from tests.fixtures.radiopaedia_site import (
+    CHALLENGE_HTML,
     FakeImage,
     FakeRadiopaedia,
     FakeStudy,
@@ -108,3 +109,11 @@ def test_chest_study_rules():
                            Study("4", "Day 3"))
     assert chest_study(Case(url="u", rid="1", title="t", systems=["Hepatobiliary"]),
                        Study("5", "Chest radiograph"))
+
+
+def test_a_503_challenge_page_is_requested_once_and_stops_the_crawl(web, tmp_path):
+    build_site(web, count=3, faults=False)
+    web.add("/search", Page(CHALLENGE_HTML.encode(), 503, {"Content-Type": "text/html"}))
+    code, report, _ = crawl(web, tmp_path / "c")
+    assert code == 1 and "challenge" in report["stopped"]
+    assert site_requests(web) == ["/search?lang=us&q=covid&scope=cases&page=1"]

@@ -60,6 +60,15 @@ def test_a_403_challenge_on_the_pdf_is_an_error_and_the_next_run_gets_the_pdf(sc
     assert code == 0 and (paper["outcome"], paper["added"]) == ("added", 2)
 
 
+def test_a_503_challenge_page_is_fetched_once_not_retried(scholarly, tmp_path):
+    doi = "10.5555/blocked3"
+    scholarly.add_unpaywall(doi, sw.unpaywall(doi, [(scholarly.url("/pdf/b3.pdf"), "cc-by")]))
+    scholarly.add_file("/pdf/b3.pdf", Page(CHALLENGE, 503, {"Content-Type": "text/html"}))
+    code, paper, _ = ingest(doi, tmp_path / "c")
+    assert code == 1 and "HTTP 503, a challenge page" in paper["reason"]
+    assert scholarly.web.count("/pdf/b3.pdf") == 1
+
+
 def test_a_challenge_page_served_with_200_is_an_error_not_an_html_landing_page(scholarly, tmp_path):
     doi = "10.5555/blocked2"
     scholarly.add_unpaywall(doi, sw.unpaywall(doi, [(scholarly.url("/pdf/b2.pdf"), "cc-by")]))
