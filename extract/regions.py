@@ -112,34 +112,68 @@ def decorations(doc: Any) -> tuple[set[Any], list[list[dict[str, Any]]]]:
     return decor, placements
 
 
-def _merge_boxes(items: list[tuple[BBox, Any]], gap: float) -> list[tuple[BBox, list[Any]]]:
-    """Union boxes that touch or overlap (within `gap` points), transitively."""
-    groups: list[tuple[BBox, list[Any]]] = [(box, [item]) for box, item in items]
+STRIP_SHARE = 0.6  # a strip is at most this thick for its length (a 512x128 band: 0.25)
+
+
+def _resolution(info: dict[str, Any]) -> tuple[float, float] | None:
+    """Pixels per point across and down of a placed image (None for unknown sizes)."""
+    x0, y0, x1, y1 = info["bbox"]
+    a, b = info["transform"][:2]
+    across, down = (info["height"], info["width"]) if abs(b) > abs(a) else (
+        info["width"], info["height"])
+    if x1 - x0 <= 0 or y1 - y0 <= 0 or not across or not down:
+        return None
+    return across / (x1 - x0), down / (y1 - y0)
+
+
+def _same(u: float, v: float, tolerance: float) -> bool:
+    return abs(u - v) <= tolerance
+
+
+def _joins(a: BBox, b: BBox, res_a: Any, res_b: Any, gap: float) -> bool:
+    """Two boxes are one figure: they overlap, or they touch as strips of one image (same
+    width stacked, or same height in a row, thin, at the same resolution). Distinct panels
+    placed edge to edge stay apart."""
+    across = min(a[2], b[2]) - max(a[0], b[0])
+    down = min(a[3], b[3]) - max(a[1], b[1])
+    if across > gap and down > gap:
+        return True  # one on top of the other (masks, overlays, collages)
+    if across < -gap or down < -gap or res_a is None or res_b is None:
+        return False
+    if not all(_same(u, v, 0.03 * max(u, v)) for u, v in zip(res_a, res_b, strict=True)):
+        return False
+    if across > gap:  # stacked
+        width = a[2] - a[0]
+        thin = min(a[3] - a[1], b[3] - b[1]) <= STRIP_SHARE * width
+        return thin and _same(a[0], b[0], gap) and _same(a[2], b[2], gap)
+    if down > gap:  # in a row
+        height = a[3] - a[1]
+        thin = min(a[2] - a[0], b[2] - b[0]) <= STRIP_SHARE * height
+        return thin and _same(a[1], b[1], gap) and _same(a[3], b[3], gap)
+    return False
+
+
+def _merge_pieces(items: list[tuple[BBox, dict[str, Any]]],
+                  gap: float) -> list[tuple[BBox, list[Any]]]:
+    """Union the placements that make one figure (see _joins), transitively."""
+    groups = [(box, [info], _resolution(info)) for box, info in items]
     changed = True
     while changed:
         changed = False
-        out: list[tuple[BBox, list[Any]]] = []
-        for box, members in groups:
-            for k, (other, other_members) in enumerate(out):
-                if (
-                    box[0] <= other[2] + gap
-                    and other[0] <= box[2] + gap
-                    and box[1] <= other[3] + gap
-                    and other[1] <= box[3] + gap
-                ):
-                    merged = (
-                        min(box[0], other[0]),
-                        min(box[1], other[1]),
-                        max(box[2], other[2]),
-                        max(box[3], other[3]),
-                    )
-                    out[k] = (merged, other_members + members)
+        out: list[tuple[BBox, list[Any], Any]] = []
+        for box, members, res in groups:
+            for k, (other, other_members, other_res) in enumerate(out):
+                if _joins(box, other, res, other_res, gap):
+                    merged = (min(box[0], other[0]), min(box[1], other[1]),
+                              max(box[2], other[2]), max(box[3], other[3]))
+                    out[k] = (merged, other_members + members,
+                              res if res == other_res else res or other_res)
                     changed = True
                     break
             else:
-                out.append((box, members))
+                out.append((box, members, res))
         groups = out
-    return groups
+    return [(box, members) for box, members, _res in groups]
 
 
 def big_enough(box: BBox) -> bool:
@@ -161,7 +195,7 @@ def image_regions(page: Any, infos: list[dict[str, Any]], decor: set[Any]) -> li
         items.append((box, info))
     regions = [
         Region(box, "image", pieces)
-        for box, pieces in _merge_boxes(items, gap=1.5)
+        for box, pieces in _merge_pieces(items, gap=1.5)
         if big_enough(box)
     ]
     return regions
