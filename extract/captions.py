@@ -16,10 +16,15 @@ CAPTION_START = re.compile(
     rf"^\s*{_PREFIX}{_WORD}\s*{_NUMBER}(?P<after>.{{0,3}})", re.IGNORECASE | re.DOTALL
 )
 _DELIMITERS = ".:|—–-"
+_FIRST_PANEL = re.compile(r"\s+a[,.:)]?\s+[A-Z0-9]")  # "Fig. 1 a Chest radiograph ..."
 
-# Panel markers inside a caption: "(A) ...", "A, ...", "Left: ...".
-_PAREN_MARK = re.compile(r"\(([A-Ha-h])\)")
-_COMMA_MARK = re.compile(r"(?:^|(?<=[.;:]\s))([a-hA-H])[,.]\s")
+# Panel markers inside a caption: "(A) ...", "(A, B)", "(A–C)", "a, ...", "a ...", "Left: ...".
+_PAREN_MARK = re.compile(
+    r"\(([A-H](?:\s*(?:[-–—,&]|and|to)\s*[A-H])*|[a-h](?:\s*(?:[-–—,&]|and|to)\s*[a-h])*)\)"
+)
+_LETTER_MARK = re.compile(r"(?<![\w'’-])([a-hA-H])([,.:)]?)\s+(?=[\w(])")
+_CLAUSE_END = re.compile(r"\s*(?:[,;.:]|and\b|or\b|&|as well as\b|$)")
+_CONNECTOR = re.compile(r"^[\s,;.:]*(?:(?:and|or|&|as well as)\s+)?")
 _SIDE_ORDER = {"left": 0, "upper": 0, "top": 0, "middle": 1, "right": 2, "lower": 2, "bottom": 2}
 
 
@@ -40,13 +45,15 @@ def parse_caption_start(text: str, *, bold: bool = False) -> tuple[str, str] | N
     """(label, number) when `text` opens a figure caption ("Fig. 2:" -> ("Figure 2", "2")).
 
     A reference in running text ("Figure 1 shows ...") is not a caption: the number must be
-    followed by a delimiter, a capital letter or "(", or the label must be set in bold.
+    followed by a delimiter, a capital letter, "(" or a first panel mark ("Fig. 1 a Chest ..."),
+    or the label must be set in bold.
     """
     m = CAPTION_START.match(text)
     if not m:
         return None
     after = m.group("after").lstrip(" \t")
     ok = bold or not after or after[0] in _DELIMITERS or after[0].isupper() or after[0] == "("
+    ok = ok or _FIRST_PANEL.match(text, m.end("number")) is not None
     if not ok or (after[:1].isdigit()):
         return None
     number = m.group("number").upper()
@@ -384,44 +391,113 @@ def _intersects(a: BBox, b: BBox) -> bool:
     return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
+Mark = tuple[tuple[str, ...], int, int]  # panel letters, start and end of the mark
+
+
 def caption_parts(caption: str) -> tuple[str, dict[str, str]]:
     """Split a caption into shared text and per-panel parts keyed "A", "B", ...
 
-    Understands "(A) ... (B) ...", "a, ... b, ...", "Left: ... Right: ..." and
-    "X-ray (left) and CT (right)"; returns (caption, {}) when it names no panels.
+    Understands "(A) ... (B) ...", "(A, B) ... (C) ...", "a, ... b, ...", "Fig. 1 a ... b ...",
+    "Left: ... Right: ...", and marks that close their clauses: "X-ray (A) and CT (B) of a
+    62-year-old" and "X-ray (left) and CT (right)" (each panel takes the text before its mark;
+    the whole caption is then the shared text). Returns (caption, {}) when it names no panels.
     """
-    for finder in (_paren_marks, _comma_marks):
-        marks = finder(caption)
-        if len({m[0] for m in marks}) >= 2:
-            parts: dict[str, str] = {}
-            for k, (letter, _start, end) in enumerate(marks):
-                stop = marks[k + 1][1] if k + 1 < len(marks) else len(caption)
-                text = caption[end:stop].strip(" ;,.")
-                parts[letter] = f"{parts[letter]} {text}" if letter in parts else text
-            return caption[: marks[0][1]].strip(), parts
+    body = _body_start(caption)
+    for finder in (_paren_marks, _letter_marks):
+        marks = finder(caption, body)
+        if len({letter for m in marks for letter in m[0]}) < 2:
+            continue
+        trailing = _trailing_parts(caption, body, marks) if finder is _paren_marks else None
+        if trailing:
+            return caption, trailing
+        parts: dict[str, str] = {}
+        for k, (letters, _start, end) in enumerate(marks):
+            stop = marks[k + 1][1] if k + 1 < len(marks) else len(caption)
+            _add_part(parts, letters, caption[end:stop].strip(" ;,."))
+        return caption[: marks[0][1]].strip(), dict(sorted(parts.items()))
     sides = _side_parts(caption)
     if len(sides) >= 2:
         return caption, sides
     return caption, {}
 
 
-def _sequential(found: list[tuple[str, int, int]]) -> list[tuple[str, int, int]]:
-    """Keep the run of marks A, B, C, ... in order (a mark may repeat: "(A) ... (A, B)")."""
-    run: list[tuple[str, int, int]] = []
-    for letter, start, end in found:
-        expected = chr(ord("A") + len({m[0] for m in run}))
-        if letter == expected or (run and letter == run[-1][0]):
-            run.append((letter, start, end))
+def _add_part(parts: dict[str, str], letters: tuple[str, ...], text: str) -> None:
+    for letter in letters:
+        parts[letter] = f"{parts[letter]} {text}" if parts.get(letter) else text
+
+
+def _body_start(caption: str) -> int:
+    """Where the caption's text starts after its label ("Fig. 1. " / "Figure 2 ")."""
+    m = CAPTION_START.match(caption)
+    if not m:
+        return 0
+    rest = caption[m.end("number") :]
+    return m.end("number") + len(rest) - len(rest.lstrip(" .:|—–-"))
+
+
+def _trailing_parts(caption: str, body: int, marks: list[Mark]) -> dict[str, str]:
+    """Parts when every mark but the last closes its clause ("X-ray (A) and CT (B) of ...");
+    each panel then takes its clause's text before the mark. {} when the marks lead instead."""
+    parts: dict[str, str] = {}
+    prev = body
+    for k, (letters, start, end) in enumerate(marks):
+        if k + 1 < len(marks) and not _CLAUSE_END.match(caption, end):
+            return {}
+        text = caption[prev:start]
+        text = re.split(r"(?<=[.;:])\s", text)[-1] if k == 0 else text
+        text = _CONNECTOR.sub("", text).strip(" ,;.:")
+        if not re.search(r"[^\W\d_]{2}", text):
+            if k == 0:
+                return {}
+            text = parts[marks[k - 1][0][-1]]  # "radiographs (A) and (B)": a shared clause
+        _add_part(parts, letters, text)
+        prev = end
+    return dict(sorted(parts.items()))
+
+
+def _sequential(found: list[Mark]) -> list[Mark]:
+    """Keep the run of marks A, B, C, ... in order; a group ("(A, B)", "(C–E)") continues the
+    run from its first letter, and a mark may repeat the previous one ("(A) ... (A)")."""
+    run: list[Mark] = []
+    seen: set[str] = set()
+    for letters, start, end in found:
+        expected = chr(ord("A") + len(seen))
+        if letters[0] == expected or (run and letters == run[-1][0]):
+            run.append((letters, start, end))
+            seen.update(letters)
     return run
 
 
-def _paren_marks(caption: str) -> list[tuple[str, int, int]]:
-    found = [(m.group(1).upper(), m.start(), m.end()) for m in _PAREN_MARK.finditer(caption)]
-    return _sequential(found)
+def _group_letters(group: str) -> tuple[str, ...]:
+    """Letters of a mark's group: "A" -> (A,), "A, B" -> (A, B), "A–C" -> (A, B, C)."""
+    group = group.upper()
+    letters: list[str] = []
+    for m in re.finditer(r"([A-H])(?:\s*(?:[-–—]|to)\s*([A-H]))?", group):
+        first, last = m.group(1), m.group(2) or m.group(1)
+        letters.extend(chr(c) for c in range(ord(first), ord(last) + 1))
+    if letters != sorted(set(letters)):
+        return ()
+    return tuple(letters)
 
 
-def _comma_marks(caption: str) -> list[tuple[str, int, int]]:
-    found = [(m.group(1).upper(), m.start(1), m.end()) for m in _COMMA_MARK.finditer(caption)]
+def _paren_marks(caption: str, body: int) -> list[Mark]:
+    found = [(_group_letters(m.group(1)), m.start(), m.end())
+             for m in _PAREN_MARK.finditer(caption, body)]
+    return _sequential([f for f in found if f[0]])
+
+
+def _letter_marks(caption: str, body: int) -> list[Mark]:
+    """Letter marks opening the text or a sentence: "a, ...", "A. ...", "a) ..." and bare
+    lowercase "a ..." (a bare capital is the article "A")."""
+    found: list[Mark] = []
+    for m in _LETTER_MARK.finditer(caption, body):
+        letter, punct = m.group(1), m.group(2)
+        if not punct and letter.isupper():
+            continue
+        before = caption[: m.start()]
+        opens = m.start() == body or re.search(r"(?<!\b[^\W\d])[.;:]\s+$", before) is not None
+        if opens:
+            found.append(((letter.upper(),), m.start(), m.end()))
     return _sequential(found)
 
 

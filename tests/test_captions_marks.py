@@ -1,0 +1,105 @@
+"""extract.captions.caption_parts: trailing panel letters, letter marks, grouped marks."""
+
+from __future__ import annotations
+
+import pymupdf
+import pytest
+
+from extract.captions import caption_parts, parse_caption_start
+from extract.pdf import extract_figures
+from tests.fixtures.casereport import composite_array, encode
+
+TRAILING = ("Figure 1. Posteroanterior chest radiograph (A) and axial CT image (B) of a "
+            "62-year-old woman with COVID-19 pneumonia on day 4.")
+
+
+@pytest.mark.parametrize(
+    ("caption", "parts"),
+    [
+        (TRAILING, {"A": "Posteroanterior chest radiograph", "B": "axial CT image"}),
+        ("Figure 2. Initial chest radiograph (a) and follow-up radiograph (b)",
+         {"A": "Initial chest radiograph", "B": "follow-up radiograph"}),
+        ("Figure 3. A 45-year-old man. Chest radiograph (A), CT (B); MRI (C) on day 3.",
+         {"A": "Chest radiograph", "B": "CT", "C": "MRI"}),
+        ("Figure 4. Chest radiographs (A) and (B) show bilateral opacities.",
+         {"A": "Chest radiographs", "B": "Chest radiographs"}),
+        ("Figure 5. Radiographs (A, B) and CT (C) of a 45-year-old man.",
+         {"A": "Radiographs", "B": "Radiographs", "C": "CT"}),
+    ],
+)
+def test_marks_closing_their_clauses_take_the_text_before_them(caption, parts):
+    assert caption_parts(caption) == (caption, parts)
+
+
+def test_leading_marks_still_take_the_text_after_them():
+    caption = "Figure 9. Chest radiograph (A) on day 1; (B) on day 4; (C) on day 9."
+    assert caption_parts(caption)[1] == {"A": "on day 1", "B": "on day 4", "C": "on day 9"}
+
+
+@pytest.mark.parametrize(
+    ("caption", "shared", "parts"),
+    [
+        ("Fig. 1 a Chest radiograph on admission shows bilateral opacities. b Axial CT on day 3 "
+         "shows ground-glass opacities", "Fig. 1",
+         {"A": "Chest radiograph on admission shows bilateral opacities",
+          "B": "Axial CT on day 3 shows ground-glass opacities"}),
+        ("Fig. 2 a, Axial CT shows consolidation; b, chest radiograph on day 9 shows clearing.",
+         "Fig. 2", {"A": "Axial CT shows consolidation",
+                    "B": "chest radiograph on day 9 shows clearing"}),
+        ("Figure 3. a) X-ray on day 1. b) CT on day 2.", "Figure 3.",
+         {"A": "X-ray on day 1", "B": "CT on day 2"}),
+        ("Figure 4. (A, B) Chest radiographs on days 1 and 3. (C) CT on day 5.", "Figure 4.",
+         {"A": "Chest radiographs on days 1 and 3", "B": "Chest radiographs on days 1 and 3",
+          "C": "CT on day 5"}),
+        ("Figure 5. (A–C) Axial CT on days 1, 5 and 9. (D) Radiograph.", "Figure 5.",
+         {"A": "Axial CT on days 1, 5 and 9", "B": "Axial CT on days 1, 5 and 9",
+          "C": "Axial CT on days 1, 5 and 9", "D": "Radiograph"}),
+    ],
+)
+def test_letter_marks_after_the_label_and_grouped_marks(caption, shared, parts):
+    assert caption_parts(caption) == (shared, parts)
+
+
+@pytest.mark.parametrize(
+    "caption",
+    [
+        "Figure 2. Axial CT image (arrow) shows a nodule.",
+        "Figure 2. Influenza (A) pneumonia in a 40-year-old man.",
+        "Figure 3. Chest radiograph, i.e. a view b shows opacities. A CT was normal.",
+        "Figure 4. Chest radiograph. A small effusion. B-lines were seen on ultrasound.",
+        "Figure 5. Radiograph (A) of a 45-year-old man; clearing (C) on day 9.",
+    ],
+)
+def test_captions_naming_no_panels_are_not_split(caption):
+    assert caption_parts(caption) == (caption, {})
+
+
+def test_fig_label_followed_by_a_first_panel_mark_starts_a_caption():
+    assert parse_caption_start("Fig. 1 a Chest radiograph shows opacities.")[0] == "Figure 1"
+    assert parse_caption_start("Fig. 2 a, Axial CT shows consolidation")[0] == "Figure 2"
+    assert parse_caption_start("Figure 1 a shows the opacities") is None
+    assert parse_caption_start("Figure 1 b Chest radiograph") is None
+
+
+def _pdf(caption: str, label_bold: bool = False) -> bytes:
+    arr, _ = composite_array(3, (1, 2))
+    doc = pymupdf.open()
+    page = doc.new_page()
+    page.insert_image(pymupdf.Rect(72, 72, 540, 300), stream=encode(arr, "PNG"))
+    page.insert_textbox(pymupdf.Rect(72, 306, 540, 350), caption, fontsize=8, fontname="helv")
+    return doc.tobytes()
+
+
+def test_trailing_letters_give_each_panel_its_own_text():
+    figures = extract_figures(_pdf(TRAILING))
+    assert [(f.panel, f.panel_caption) for f in figures] == [
+        ("A", "Posteroanterior chest radiograph"), ("B", "axial CT image")]
+
+
+def test_non_bold_fig_label_with_bare_letter_marks_is_found_and_split():
+    figures = extract_figures(_pdf(
+        "Fig. 1 a Chest radiograph shows bilateral opacities. b Axial CT shows ground-glass "
+        "opacities."))
+    assert [(f.label, f.panel, f.panel_caption) for f in figures] == [
+        ("Figure 1", "A", "Chest radiograph shows bilateral opacities"),
+        ("Figure 1", "B", "Axial CT shows ground-glass opacities")]
