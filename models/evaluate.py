@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -188,9 +189,13 @@ def evaluate_checkpoint(
     device: str = "auto",
     out_dir: Path | None = None,
     release: str | None = None,
+    seen: Seen | None = None,
+    suffix: str | None = None,
 ) -> dict[str, Any]:
     """Evaluate a checkpoint on a split of its collection (or of a release's frozen rows and
-    split); write metrics JSON and a model card."""
+    split), leaving out the images and patients of `seen`; write metrics JSON and a model card
+    as <stem>-<split><suffix>, the suffix "-on-RELEASE" by default when RELEASE is not the one
+    the checkpoint was trained on (its own evaluation is never overwritten)."""
     from models.train import (  # train imports this module: import it late
         TrainConfig,
         load_split_rows,
@@ -205,11 +210,17 @@ def evaluate_checkpoint(
     if release is not None:
         config.use_release(release)
     torch_device = resolve_device(device)
+    evaluated_release = config.release if config.metadata else None
     splits, current_hash, data_version = load_split_rows(config)
     if split not in splits or not splits[split]:
         raise ValueError(f"split {split!r} has no rows in {config.root}")
+    rows, excluded = splits[split], None
+    if seen is not None:
+        rows, excluded = seen.exclude(rows, [r for part in splits.values() for r in part])
+        if not rows:
+            raise ValueError(f"every {split} image is of a patient {seen.why}")
     prepared = prepare_dataset(
-        Path(config.root), splits[split], state["labels"], config.size, config.cache_path(),
+        Path(config.root), rows, state["labels"], config.size, config.cache_path(),
         strict=config.metadata is not None, release=config.release,
     )
     model = create_model(config.arch, len(state["labels"]))
@@ -231,6 +242,8 @@ def evaluate_checkpoint(
         "size": config.size,
         "epoch": state.get("epoch"),
         "release": state.get("release"),
+        "evaluated_release": evaluated_release,
+        "excluded": excluded,
         "data_version": data_version,
         "trained_data_version": state.get("data_version"),
         "split_hash": current_hash,
@@ -240,7 +253,9 @@ def evaluate_checkpoint(
         **metrics,
     }
     out = out_dir or checkpoint.parent
-    stem = f"{checkpoint.stem}-{split}"
+    if suffix is None:
+        suffix = f"-on-{release}" if release and release != state.get("release") else ""
+    stem = f"{checkpoint.stem}-{split}{suffix}"
     text = json.dumps(plain_json(report), indent=2, allow_nan=False)
     atomic_write_bytes(out / f"{stem}.metrics.json", text.encode())
     result = json.loads(text)
@@ -259,6 +274,31 @@ def plain_json(value: Any) -> Any:
     return value
 
 
+def _on(release: str | None) -> str:
+    return f"release {release}" if release else "the working collection"
+
+
+@dataclass
+class Seen:
+    """Images and patients a model trained or validated on, to leave out of a test."""
+
+    files: set[str]
+    patients: set[str]
+    why: str  # e.g. "in the training or validation partition of release v1"
+
+    def exclude(self, rows: list[Row], every: list[Row]) -> tuple[list[Row], dict[str, Any]]:
+        """`rows` without the seen ones (a seen file's patient counts as seen, under the id
+        `every` gives it), and what was left out."""
+        patients = self.patients | {r["patientid"] for r in every if r["filename"] in self.files}
+        patients.discard("")
+        kept, dropped = [], []
+        for row in rows:
+            gone = row["filename"] in self.files or row["patientid"] in patients
+            (dropped if gone else kept).append(row)
+        return kept, {"rows": len(dropped), "patients": len({r["patientid"] for r in dropped}),
+                      "why": self.why}
+
+
 def _fmt(value: float | None) -> str:
     return "n/a" if value is None or math.isnan(value) else f"{value:.3f}"
 
@@ -275,6 +315,8 @@ def model_card(report: dict[str, Any]) -> str:
         "",
         "## Data",
         f"- Release: {report.get('release') or 'none (working collection)'}",
+        f"- Evaluated on: "
+        f"{_on(report.get('evaluated_release', report.get('release')))}",
         f"- Data version (sha256 of metadata.csv at training): "
         f"`{report.get('trained_data_version')}`",
         f"- Split hash at training: `{report.get('trained_split_hash')}`; "
@@ -285,6 +327,10 @@ def model_card(report: dict[str, Any]) -> str:
         f"modalities {', '.join(report['modalities'])}; {report['size']} px",
     ]
     lines.append(f"- Trained: {report['arch']}, checkpoint of epoch {report.get('epoch')}")
+    if report.get("excluded"):
+        excluded = report["excluded"]
+        lines.append(f"- Left out: {excluded['rows']} images of {excluded['patients']} patients "
+                     f"{excluded['why']}")
     if report.get("trained_split_hash") and report["trained_split_hash"] != report["split_hash"]:
         lines.append("- **The split changed since training: these figures may include training "
                      "patients.**")
@@ -316,32 +362,4 @@ def model_card(report: dict[str, Any]) -> str:
     if report.get("left_out"):
         lines += [f"{len(report['left_out'])} images could not be used and were left out.", ""]
     return "\n".join(lines)
-
-
-def compare_checkpoints(
-    old: Path, new: Path, root: Path, split: str = "test", rounds: int = 1000,
-    device: str = "auto",
-) -> dict[str, Any]:
-    """Two releases' models on the newer one's release (its frozen rows and split): per-label
-    AUC of each and the change."""
-    release = load_checkpoint(new).get("release")
-    reports = {}
-    for name, checkpoint in (("old", old), ("new", new)):
-        reports[name] = evaluate_checkpoint(checkpoint, root=root, split=split, rounds=rounds,
-                                            device=device, release=release)
-    labels = sorted(set(reports["old"]["labels"]) | set(reports["new"]["labels"]))
-    rows = {}
-    for label in labels:
-        before = (reports["old"]["labels"].get(label) or {}).get("auc")
-        after = (reports["new"]["labels"].get(label) or {}).get("auc")
-        change = None if before is None or after is None else after - before
-        rows[label] = {"old_auc": before, "new_auc": after, "change": change}
-    return {
-        "split": split, "release": release, "rows": reports["new"]["rows"],
-        "old": {"checkpoint": str(old), "release": reports["old"]["release"],
-                "mean_auc": reports["old"]["mean_auc"]},
-        "new": {"checkpoint": str(new), "release": reports["new"]["release"],
-                "mean_auc": reports["new"]["mean_auc"]},
-        "labels": rows,
-    }
 

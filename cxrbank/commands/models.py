@@ -171,8 +171,9 @@ def evaluate_cmd(
     if release:
         _check_release_name(release)
     try:
+        from models.compare import compare_checkpoints
         from models.data import DataError  # torch loads only here
-        from models.evaluate import compare_checkpoints, evaluate_checkpoint
+        from models.evaluate import evaluate_checkpoint
     except ImportError as exc:
         raise CxrbankError(f"evaluation needs torch: pip install 'cxrbank[train]' ({exc})") from exc
     if compare is not None:
@@ -185,6 +186,10 @@ def evaluate_cmd(
             return
         click.echo(f"{split} split of release {result['release'] or '(working collection)'}:"
                    f" {result['rows']} images")
+        excluded = result["excluded"]
+        if excluded and excluded["rows"]:
+            click.echo(f"  left out {excluded['rows']} images of {excluded['patients']} patients"
+                       f" {excluded['why']}")
         click.echo(f"  mean AUC {_num(result['old']['mean_auc'])} ({result['old']['release']})"
                    f" -> {_num(result['new']['mean_auc'])} ({result['new']['release']})")
         for label, r in result["labels"].items():
