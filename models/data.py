@@ -10,6 +10,7 @@ import glob
 import hashlib
 import math
 import os
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from cxrbank.collection import Collection, Row, file_sha256
+from cxrbank.collection import Collection, Row, atomic_write_bytes, file_sha256
 from cxrbank.schema import FINDINGS, canonical_finding, normalize_modality, normalize_view
 
 FRONTAL_VIEWS: tuple[str, ...] = ("PA", "AP", "AP Supine", "AP Erect")
@@ -193,7 +194,7 @@ def ensure_cached(files: Sequence[tuple[Path, str]], cache_dir: Path, size: int)
     failures: list[tuple[str, str]] = []
     decoded = 0
     with _locked(folder):
-        hashes = index_path.read_text().split() if index_path.exists() else []
+        hashes = _read_index(index_path, pixels_path, frame)
         slot_of = {h: i for i, h in enumerate(hashes)}
         wanted = {sha: path for path, sha in files if sha not in slot_of}
         if wanted:
@@ -214,6 +215,8 @@ def ensure_cached(files: Sequence[tuple[Path, str]], cache_dir: Path, size: int)
                 os.fsync(out.fileno())
             with open(index_path, "a", encoding="ascii") as index:
                 index.write("".join(h + "\n" for h in new_hashes))
+                index.flush()
+                os.fsync(index.fileno())
             hashes += new_hashes
     if hashes:
         pixels = np.memmap(pixels_path, dtype=np.uint8, mode="r", shape=(len(hashes), size, size))
@@ -222,6 +225,26 @@ def ensure_cached(files: Sequence[tuple[Path, str]], cache_dir: Path, size: int)
     slots = [slot_of.get(sha) for _, sha in files]
     reused = sum(1 for _, sha in files if sha in slot_of and sha not in wanted)
     return CacheResult(pixels, slots, decoded, reused, failures)
+
+
+_INDEX_LINE = re.compile(rb"[0-9a-f]{64}\n")
+
+
+def _read_index(index_path: Path, pixels_path: Path, frame: int) -> list[str]:
+    """The cache's hashes, slot by slot: the whole lines of 64 hex digits up to the first torn
+    or foreign one, and no more than the pixels file holds frames for. What follows (a line torn
+    by a crash) is cut off the index, so new hashes never join it."""
+    if not index_path.exists():
+        return []
+    data = index_path.read_bytes()
+    good = 0
+    while _INDEX_LINE.fullmatch(data, good, good + 65):
+        good += 65
+    held = pixels_path.stat().st_size // frame if pixels_path.exists() else 0
+    good = min(good, held * 65)
+    if good != len(data):
+        atomic_write_bytes(index_path, data[:good])
+    return data[:good].decode("ascii").split()
 
 
 # -- the dataset ------------------------------------------------------------------------------
