@@ -6,6 +6,7 @@ import re
 import time
 import zlib
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 from extract.captions import find_captions, find_table_captions, pair_captions
@@ -232,14 +233,18 @@ def extract_figures(
     doc = open_pdf(data, problems)
     try:
         orient_pages(doc)
-        decor, placements = decorations(doc)
+        def check() -> None:
+            _check_time(start, time_limit)
+
+        decor, placements = decorations(doc, check)
         figures: list[Figure] = []
         for page in doc:
-            _check_time(start, time_limit)
-            for group, caption in page_groups(page, placements[page.number], decor):
-                _check_time(start, time_limit)
+            check()
+            for group, caption in page_groups(page, placements[page.number], decor, check):
+                check()
                 try:
-                    figures.extend(figures_for_group(doc, page, group, caption, split_panels))
+                    figures.extend(figures_for_group(doc, page, group, caption, split_panels,
+                                                     check))
                 except FigureError as exc:
                     if problems is not None:
                         name = caption.label if caption else "an uncaptioned image"
@@ -278,7 +283,8 @@ def _check_time(start: float, limit: float) -> None:
 
 
 def page_groups(
-    page: Any, infos: list[dict[str, Any]], decor: set[Any]
+    page: Any, infos: list[dict[str, Any]], decor: set[Any],
+    check: Callable[[], None] | None = None,
 ) -> list[tuple[list[Region], Caption | None]]:
     """The figures of one page: each a list of regions with its caption (or None)."""
     text = page_dict(page)
@@ -302,7 +308,7 @@ def page_groups(
     pairing = pair(regions)
     if any(k not in pairing for k in range(len(captions))):
         vectors = []
-        for region in vector_regions(page, regions):
+        for region in vector_regions(page, regions, check or (lambda: None)):
             _absorb_labels(region, lines, captions)
             if _trim_captions(region, caption_boxes):
                 vectors.append(region)

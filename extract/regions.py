@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 from extract.records import BBox, Region
@@ -10,6 +12,14 @@ from extract.records import BBox, Region
 MIN_SIDE = 20.0  # points: smaller regions are icons, bullets, rules
 MIN_AREA = 1600.0  # square points
 MAX_VECTOR_CONTENT = 8 * 1024 * 1024  # bytes of page content beyond which drawings are skipped
+MAX_DRAWINGS = 20_000  # paths on a page beyond which they are not clustered (minutes of work)
+
+
+_PAINT = re.compile(rb"(?<![A-Za-z*])(?:f\*?|F|S|s|B\*?|b\*?)(?![A-Za-z*])")  # path painting
+
+
+def _no_check() -> None:
+    """The default time check: none."""
 
 
 def _key(info: dict[str, Any]) -> Any:
@@ -88,12 +98,18 @@ def _components(doc: Any, xref: int) -> int:
     return 0
 
 
-def decorations(doc: Any) -> tuple[set[Any], list[list[dict[str, Any]]]]:
-    """Image keys that are decoration (logos and banners repeated across pages), and placements."""
+def decorations(
+    doc: Any, check: Callable[[], None] = _no_check
+) -> tuple[set[Any], list[list[dict[str, Any]]]]:
+    """Image keys that are decoration (logos and banners repeated across pages), and placements.
+
+    `check` is called before each page (it raises when the time limit is past).
+    """
     placements = []
     pages_of: dict[Any, set[int]] = defaultdict(set)
     spots: dict[Any, set[tuple[int, int, int]]] = defaultdict(set)
     for page in doc:
+        check()
         infos = placements_of(page)
         placements.append(infos)
         for info in infos:
@@ -201,12 +217,14 @@ def image_regions(page: Any, infos: list[dict[str, Any]], decor: set[Any]) -> li
     return regions
 
 
-def vector_regions(page: Any, images: list[Region]) -> list[Region]:
+def vector_regions(
+    page: Any, images: list[Region], check: Callable[[], None] = _no_check
+) -> list[Region]:
     """Clusters of vector drawings that are not on top of an image region."""
     area = page.rect
     page_area = area.width * area.height
     regions = []
-    for rect in _vector_clusters(page):
+    for rect in _vector_clusters(page, check):
         box = (rect.x0, rect.y0, rect.x1, rect.y1)
         if not big_enough(box) or (box[2] - box[0]) * (box[3] - box[1]) > 0.85 * page_area:
             continue
@@ -216,12 +234,16 @@ def vector_regions(page: Any, images: list[Region]) -> list[Region]:
     return regions
 
 
-def _vector_clusters(page: Any) -> list[Any]:
-    if sum(len(page.parent.xref_stream(x) or b"") for x in page.get_contents()) > MAX_VECTOR_CONTENT:
+def _vector_clusters(page: Any, check: Callable[[], None]) -> list[Any]:
+    content = [page.parent.xref_stream(x) or b"" for x in page.get_contents()]
+    if sum(len(c) for c in content) > MAX_VECTOR_CONTENT:
         return []  # pathological page: millions of paths would outlast the time limit
+    if sum(len(_PAINT.findall(c)) for c in content) > MAX_DRAWINGS:
+        return []  # reading that many paths alone takes seconds
     drawings = page.get_drawings()
-    if not drawings:
-        return []
+    check()
+    if not drawings or len(drawings) > MAX_DRAWINGS:
+        return []  # clustering is quadratic-ish: too many paths would outlast the time limit
     rects = page.cluster_drawings(drawings=drawings, x_tolerance=4, y_tolerance=4)
     return [rect * page.rotation_matrix for rect in rects] if page.rotation else rects
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -174,9 +175,13 @@ def _reading_order(regions: list[Region]) -> list[Region]:
 
 
 def figures_for_group(
-    doc: Any, page: Any, regions: list[Region], caption: Caption | None, split: bool
+    doc: Any, page: Any, regions: list[Region], caption: Caption | None, split: bool,
+    check: Callable[[], None] | None = None,
 ) -> list[Figure]:
-    """Figure records for one captioned group of regions: panels when split, else the whole."""
+    """Figure records for one captioned group of regions: panels when split, else the whole.
+
+    `check` is called before each region is rendered (it raises past the time limit).
+    """
     label = caption.label if caption else None
     text = caption.text if caption else ""
     page_no = page.number + 1
@@ -198,6 +203,8 @@ def figures_for_group(
         for region, (letter, part) in zip(
             regions, letter_regions(len(regions), text), strict=True
         ):
+            if check:
+                check()
             data, ext, method, w, h = _region_image(doc, page, region)
             out.append(Figure(page_no, region.bbox, label, letter, text, part, data, w, h,
                               method, ext))
