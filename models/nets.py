@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
+
+from models.checkpoints import _unloadable
 
 ARCHS: tuple[str, ...] = ("tiny", "densenet121", "resnet50")
 
@@ -59,11 +62,13 @@ class InitReport:
     loaded: list[str] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (key, reason)
     missing: list[str] = field(default_factory=list)  # model keys the file did not provide
+    adapted: list[tuple[str, str]] = field(default_factory=list)  # loaded after a change (how)
 
     def summary(self) -> str:
+        adapted = "".join(f"; {key}: {how}" for key, how in self.adapted)
         return (
             f"{self.path}: loaded {len(self.loaded)} tensors, skipped {len(self.skipped)}, "
-            f"{len(self.missing)} left at their initial values"
+            f"{len(self.missing)} left at their initial values{adapted}"
         )
 
 
@@ -80,6 +85,9 @@ def read_state_dict(path: Path | str, trust_pickle: bool = False) -> dict[str, t
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
+        why = _unloadable(path, exc)
+        if "objects other than tensors" not in why:
+            raise WeightsError(f"{path}: not a weights file ({why})") from None
         if not trust_pickle:
             raise WeightsError(
                 f"{path}: not a plain state dict (a pickled model?); loading it runs code from "
@@ -100,11 +108,27 @@ def read_state_dict(path: Path | str, trust_pickle: bool = False) -> dict[str, t
     return {_strip_prefix(k): v for k, v in obj.items()}
 
 
+# torchvision's published DenseNet weights use the names of its first release
+# ("denselayer1.norm.1.weight" for "denselayer1.norm1.weight"); torchvision renames them so.
+_LEGACY_DENSENET = re.compile(
+    r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var|num_batches_tracked))$"
+)
+
+
 def _strip_prefix(key: str) -> str:
     for prefix in ("module.", "_orig_mod.", "model."):
         while key.startswith(prefix):
             key = key[len(prefix):]
-    return key
+    legacy = _LEGACY_DENSENET.match(key)
+    return legacy.group(1) + legacy.group(2) if legacy else key
+
+
+def _to_one_channel(tensor: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor | None:
+    """An RGB stem's weights summed over colour, for a 1-channel stem (a grey image fed as R=G=B
+    gives the same output); None when the shapes differ otherwise."""
+    if tensor.dim() == 4 and tensor.shape[1] == 3 and shape == (tensor.shape[0], 1, *tensor.shape[2:]):
+        return tensor.sum(dim=1, keepdim=True)
+    return None
 
 
 def load_init(model: nn.Module, path: Path | str, trust_pickle: bool = False) -> InitReport:
@@ -116,15 +140,24 @@ def load_init(model: nn.Module, path: Path | str, trust_pickle: bool = False) ->
     for key, tensor in source.items():
         if key not in target:
             report.skipped.append((key, "not in this network"))
-        elif tuple(target[key].shape) != tuple(tensor.shape):
-            report.skipped.append(
-                (key, f"shape {tuple(tensor.shape)} != {tuple(target[key].shape)}")
-            )
-        else:
-            usable[key] = tensor
-            report.loaded.append(key)
+            continue
+        shape = tuple(target[key].shape)
+        if tuple(tensor.shape) != shape:
+            grey = _to_one_channel(tensor, shape)
+            if grey is None:
+                report.skipped.append((key, f"shape {tuple(tensor.shape)} != {shape}"))
+                continue
+            tensor = grey
+            report.adapted.append((key, "RGB weights summed into the 1-channel stem"))
+        usable[key] = tensor
+        report.loaded.append(key)
     report.missing = [k for k in target if k not in usable]
     if not usable:
         raise WeightsError(f"{path}: no tensor matches this network by name and shape")
+    if len(report.skipped) > len(report.loaded):
+        key, why = report.skipped[0]
+        raise WeightsError(f"{path}: only {len(report.loaded)} of {len(source)} tensors match "
+                           f"this network by name and shape (first left out: {key}: {why}); "
+                           "are these weights for another architecture?")
     model.load_state_dict(usable, strict=False)
     return report

@@ -127,6 +127,7 @@ def train_cmd(
             "path": result.init.path, "loaded": len(result.init.loaded),
             "skipped": [f"{k}: {why}" for k, why in result.init.skipped],
             "missing": result.init.missing,
+            "adapted": [f"{k}: {how}" for k, how in result.init.adapted],
         },
         "history": result.history,
     }
