@@ -10,8 +10,10 @@ import numpy as np
 from extract.captions import caption_parts
 
 MIN_PANEL = 0.15  # a panel spans at least this share of the figure's width or height
-MIN_GUTTER = 0.008  # a gutter is at least this share of the dimension (and >= 2 px)
-TOLERANCE = 14  # grey levels a gutter pixel may differ from the background
+MIN_LABEL = 0.05  # a sliver narrower than this between gutters is a panel letter, not a panel
+MIN_GUTTER = 3  # a gutter is at least this many pixels wide
+TOLERANCE = 14  # grey levels a gutter line may vary (JPEG noise)
+MAX_PANELS = 26  # more is not a panel grid: the figure is kept whole
 
 
 class Panel(NamedTuple):
@@ -46,26 +48,25 @@ def to_gray(image: bytes | np.ndarray) -> np.ndarray:
 
 
 def _blank_runs(gray: np.ndarray, axis: int) -> list[tuple[int, int]]:
-    """Interior runs of uniform lines (rows for axis=1, columns for axis=0): candidate gutters."""
+    """Interior runs of uniform lines (rows for axis=1, columns for axis=0) of one grey level,
+    white, black or any grey: candidate gutters."""
     lines = gray if axis == 1 else gray.T
     lo = lines.min(axis=1).astype(np.int16)
     hi = lines.max(axis=1).astype(np.int16)
-    uniform = (hi - lo) <= TOLERANCE
-    white = uniform & (lo >= 255 - TOLERANCE * 2)
-    black = uniform & (hi <= TOLERANCE * 2)
+    uniform = ((hi - lo) <= TOLERANCE).tolist()
+    level = ((lo + hi) // 2).tolist()
     n = len(uniform)
-    min_gap = max(2, round(MIN_GUTTER * n))
     runs: list[tuple[int, int]] = []
-    for mask in (white, black):
-        start = None
-        for i, flag in enumerate(np.append(mask, False)):
-            if flag and start is None:
-                start = i
-            elif not flag and start is not None:
-                if start > 0 and i < n and i - start >= min_gap:
-                    runs.append((start, i))
-                start = None
-    return sorted(runs)
+    start: int | None = None
+    for i in range(n + 1):
+        same = i < n and uniform[i] and (start is None or abs(level[i] - level[start]) <= TOLERANCE)
+        if start is not None and not same:
+            if start > 0 and i < n and i - start >= MIN_GUTTER:
+                runs.append((start, i))
+            start = None
+        if start is None and i < n and uniform[i]:
+            start = i
+    return runs
 
 
 def _cuts(gray: np.ndarray, axis: int) -> list[tuple[int, int]]:
@@ -79,9 +80,26 @@ def _cuts(gray: np.ndarray, axis: int) -> list[tuple[int, int]]:
     ends.append(n)
     segments = [(s, e) for s, e in zip(bounds, ends, strict=True)]
     segments = _trim(gray, segments, axis)
-    segments = [(s, e) for s, e in segments if e - s > 0]
+    segments = _join_labels([(s, e) for s, e in segments if e - s > 0], n)
     if len(segments) < 2 or any(e - s < MIN_PANEL * n for s, e in segments):
         return [(0, n)]
+    return segments
+
+
+def _join_labels(segments: list[tuple[int, int]], n: int) -> list[tuple[int, int]]:
+    """Join a sliver (a panel letter between two gutters, under MIN_LABEL of the size) to the
+    neighbour across the narrower gutter; a wider short segment still keeps the figure whole."""
+    segments = list(segments)
+    while len(segments) > 1:
+        k = min(range(len(segments)), key=lambda i: segments[i][1] - segments[i][0])
+        s, e = segments[k]
+        if e - s >= MIN_LABEL * n:
+            break
+        left = s - segments[k - 1][1] if k > 0 else n
+        right = segments[k + 1][0] - e if k + 1 < len(segments) else n
+        j = k - 1 if left <= right else k + 1
+        segments[min(j, k)] = (segments[min(j, k)][0], segments[max(j, k)][1])
+        del segments[max(j, k)]
     return segments
 
 
@@ -148,9 +166,9 @@ def split_panels(
     if gray.shape[0] < 40 or gray.shape[1] < 40:
         return []
     boxes = find_grid(gray)
-    if len(boxes) < 2 or (parts and len(parts) != len(boxes)):
+    if not 2 <= len(boxes) <= MAX_PANELS or (parts and len(parts) != len(boxes)):
         return []
-    letters = list(parts) if parts else [chr(ord("A") + k) for k in range(len(boxes))]
+    letters = list(parts) if parts else [panel_letter(k) for k in range(len(boxes))]
     return [
         Panel(letter, box, parts.get(letter)) for letter, box in zip(letters, boxes, strict=True)
     ]
@@ -161,4 +179,14 @@ def letter_regions(count: int, caption: str) -> list[tuple[str, str | None]]:
     _, parts = caption_parts(caption)
     if parts and len(parts) == count:
         return [(letter, text) for letter, text in parts.items()]
-    return [(chr(ord("A") + k), parts.get(chr(ord("A") + k))) for k in range(count)]
+    return [(panel_letter(k), parts.get(panel_letter(k))) for k in range(count)]
+
+
+def panel_letter(k: int) -> str:
+    """The k-th panel's letter: A … Z, then AA, AB, … (never punctuation)."""
+    letters = ""
+    k += 1
+    while k:
+        k, rem = divmod(k - 1, 26)
+        letters = chr(ord("A") + rem) + letters
+    return letters
