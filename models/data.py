@@ -97,9 +97,12 @@ def select_rows(rows: Iterable[Row], views: Sequence[str], modalities: Sequence[
 
 
 def finding_of(row: Row) -> str:
-    """The row's hierarchical finding; "" when blank, `todo` or not in the taxonomy."""
-    finding = canonical_finding(row.get("finding")) or ""
-    return "" if finding == "todo" else finding
+    """The row's hierarchical finding ("" when blank or `todo`): the taxonomy's name for it, or
+    for a finding the taxonomy does not know (`relabel --allow-new`) the value as stored."""
+    finding = canonical_finding(row.get("finding"))
+    if finding is None:
+        finding = "/".join(" ".join(part.split()) for part in str(row.get("finding")).split("/"))
+    return "" if finding.casefold() in ("todo", "unknown") else finding
 
 
 def label_vocabulary(rows: Iterable[Row]) -> list[str]:
@@ -107,9 +110,9 @@ def label_vocabulary(rows: Iterable[Row]) -> list[str]:
     return sorted({token for r in rows for token in finding_of(r).split("/") if token})
 
 
-def _label_paths(label: str) -> list[str]:
+def _label_paths(label: str, extra: Iterable[str] = ()) -> list[str]:
     paths = []
-    for finding in FINDINGS:
+    for finding in {*FINDINGS, *extra}:
         tokens = finding.split("/")
         if label in tokens:
             paths.append("/".join(tokens[: tokens.index(label) + 1]))
@@ -121,9 +124,9 @@ def label_matrix(rows: Sequence[Row], labels: Sequence[str]) -> tuple[np.ndarray
     and for a row whose finding is its ancestor ("Pneumonia/Viral" says nothing on COVID-19)."""
     targets = np.zeros((len(rows), len(labels)), dtype=np.float32)
     known = np.zeros((len(rows), len(labels)), dtype=bool)
-    paths = {label: _label_paths(label) for label in labels}
-    for i, row in enumerate(rows):
-        finding = finding_of(row)
+    findings = [finding_of(row) for row in rows]
+    paths = {label: _label_paths(label, findings) for label in labels}
+    for i, finding in enumerate(findings):
         if not finding:
             continue
         tokens = finding.split("/")

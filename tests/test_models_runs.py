@@ -265,3 +265,14 @@ def test_ct_modality_with_the_frontal_default_views_suggests_views_star(tmp_path
                            " the 1 rows of that modality have views Axial: pass --views '*' (or"
                            " those views)"]
 
+
+
+def test_findings_outside_the_taxonomy_are_labels_too():
+    from models.data import label_matrix, label_vocabulary
+
+    rows = [{"finding": "Pneumonia/Viral/RSV"}, {"finding": "Pneumonia/Viral/RSV "},
+            {"finding": "Pneumonia/Viral"}, {"finding": "No Finding"}, {"finding": "todo"}]
+    assert label_vocabulary(rows) == ["No Finding", "Pneumonia", "RSV", "Viral"]
+    targets, known = label_matrix(rows, ["RSV"])
+    assert targets[:, 0].tolist() == [1, 1, 0, 0, 0]
+    assert known[:, 0].tolist() == [True, True, False, True, False]  # "Viral" says nothing on RSV
