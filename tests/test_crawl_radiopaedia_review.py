@@ -3,9 +3,11 @@ permanently broken CT slices and the real site's settings (review findings)."""
 
 from __future__ import annotations
 
+import pytest
 from click.testing import CliRunner
 
 from crawler.radiopaedia import Case, Study, chest_study
+from crawler.radiopaedia_settings import BadSetting, spider_settings
 from cxrbank.cli import main
 from tests.fixtures.radiopaedia_site import (
     CHALLENGE_HTML,
@@ -86,7 +88,7 @@ def test_covid_cases_of_other_body_parts_give_no_rows(web, tmp_path):
     root = tmp_path / "c"
     code, report, _ = crawl(web, root)
     assert code == 0, report
-    assert report["skipped"] == [
+    assert sorted(report["skipped"]) == [
         f"rID {brain.rid} study {brain.studies[0].study_id} (Hand X-ray): not a chest study",
         f"rID {brain.rid} study {brain.studies[1].study_id} (CT brain): not a chest study",
         f"rID {mixed.rid} study 9001 (Knee): not a chest study"]
@@ -117,3 +119,57 @@ def test_a_503_challenge_page_is_requested_once_and_stops_the_crawl(web, tmp_pat
     code, report, _ = crawl(web, tmp_path / "c")
     assert code == 1 and "challenge" in report["stopped"]
     assert site_requests(web) == ["/search?lang=us&q=covid&scope=cases&page=1"]
+
+
+def test_real_site_floors_hold_whatever_the_user_sets():
+    settings = spider_settings("me@example.org", True, {
+        "AUTOTHROTTLE_MAX_DELAY": 0, "AUTOTHROTTLE_START_DELAY": 0, "DOWNLOAD_DELAY": 0.1,
+        "AUTOTHROTTLE_TARGET_CONCURRENCY": 8.0, "CONCURRENT_REQUESTS": 16,
+        "CONCURRENT_REQUESTS_PER_DOMAIN": 8, "AUTOTHROTTLE_ENABLED": False})
+    assert settings["DOWNLOAD_DELAY"] == 2.0 and settings["RANDOMIZE_DOWNLOAD_DELAY"] is False
+    assert settings["AUTOTHROTTLE_ENABLED"] is True
+    assert settings["AUTOTHROTTLE_START_DELAY"] >= 2.0 and settings["AUTOTHROTTLE_MAX_DELAY"] >= 2.0
+    assert settings["AUTOTHROTTLE_TARGET_CONCURRENCY"] == 1.0
+    assert (settings["CONCURRENT_REQUESTS"], settings["CONCURRENT_REQUESTS_PER_DOMAIN"],
+            settings["CONCURRENT_REQUESTS_PER_IP"], settings["DOWNLOAD_SLOTS"]) == (1, 1, 0, {})
+    assert settings["ROBOTSTXT_OBEY"] is True
+    assert settings["DOWNLOADER_MIDDLEWARES"]["crawler.middlewares.BackoffRetryMiddleware"] == 550
+    slower = spider_settings("me@example.org", True, {"DOWNLOAD_DELAY": 5, "AUTOTHROTTLE_MAX_DELAY": 90})
+    assert (slower["DOWNLOAD_DELAY"], slower["AUTOTHROTTLE_MAX_DELAY"]) == (5.0, 90.0)
+
+
+@pytest.mark.parametrize("name,value", [
+    ("DOWNLOAD_SLOTS", {"radiopaedia.org": {"concurrency": 8, "delay": 0}}),
+    ("DOWNLOADER_MIDDLEWARES", {"scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None}),
+    ("ROBOTSTXT_OBEY", False), ("CONCURRENT_REQUESTS_PER_IP", 8), ("EXTENSIONS", {}),
+    ("RANDOMIZE_DOWNLOAD_DELAY", True)])
+def test_real_site_refuses_settings_that_would_bypass_its_limits(name, value):
+    with pytest.raises(BadSetting, match=f"-s {name} cannot be set"):
+        spider_settings("me@example.org", True, {name: value})
+    spider_settings("me@example.org", True, {"CXRBANK_RADIOPAEDIA_URL": "http://127.0.0.1:9",
+                                            name: value})  # a loopback test site takes them
+
+
+@pytest.mark.parametrize("setting,words", [
+    ("DOWNLOAD_DELAY=2s", "DOWNLOAD_DELAY takes a number >= 0"),
+    ("CONCURRENT_REQUESTS_PER_IP=8", "cannot be set when crawling the real Radiopaedia"),
+    ("CONCURRENT_REQUESTS_PER_DOMAIN=0", "takes a whole number >= 1"),
+    ("AUTOTHROTTLE_ENABLED=yes", "takes true or false"),
+    ("CXRBANK_RADIOPAEDIA_RECHECK_DAYS=NaN", "takes a number >= 0")])
+def test_a_bad_setting_for_the_real_site_is_a_one_line_usage_error(setting, words, monkeypatch,
+                                                                   tmp_path):
+    monkeypatch.delenv("CXRBANK_RADIOPAEDIA_URL", raising=False)
+    result = CliRunner().invoke(
+        main, ["crawl", "radiopaedia", "--root", str(tmp_path / "c"), "--accept-terms",
+               "-s", setting], env={"CXRBANK_CONTACT": "tests@example.org"})
+    assert result.exit_code == 2
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and words in errors[0], result.stderr
+    assert "Traceback" not in result.output and not (tmp_path / "c").exists()
+
+
+def test_a_bad_setting_value_on_a_test_site_is_a_usage_error_too(web, tmp_path):
+    build_site(web, count=1, faults=False)
+    code, _, result = crawl(web, tmp_path / "c", "-s", "DOWNLOAD_TIMEOUT=-1")
+    assert code == 2 and "DOWNLOAD_TIMEOUT takes a number > 0" in result.stderr
+    assert site_requests(web) == []

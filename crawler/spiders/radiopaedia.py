@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -13,7 +12,6 @@ from scrapy.exceptions import CloseSpider
 
 from crawler import radiopaedia_state as state
 from crawler.radiopaedia import (
-    STATIC_URL,
     Card,
     Case,
     LayoutChanged,
@@ -23,55 +21,22 @@ from crawler.radiopaedia import (
     canonical_url,
     chest_study,
     is_challenge,
-    is_test_host,
     parse_case,
     parse_listing,
     parse_stacks,
     terms_accepted,
 )
 from crawler.radiopaedia_rows import case_row
-from crawler.settings import base_urls, crawl_settings, local_overrides
+from crawler.radiopaedia_settings import spider_settings
 from cxrbank.collection import Collection, NewImage, sniff_image_extension
 from cxrbank.schema import normalize_modality
 
-# Floors for the real site; a loopback test site gets local_overrides() instead.
-POLITE: dict[str, Any] = {
-    "ROBOTSTXT_OBEY": True,
-    "DOWNLOAD_DELAY": 2.0,
-    "CONCURRENT_REQUESTS_PER_DOMAIN": 1,
-    "AUTOTHROTTLE_ENABLED": True,
-    "AUTOTHROTTLE_START_DELAY": 2.0,
-}
+__all__ = ["RadiopaediaSpider", "spider_settings"]
+
 CHALLENGE_MESSAGE = (
     "Radiopaedia answered {url} with a challenge (captcha) page: the crawl stopped. cxrbank "
     "never tries to get past such pages; wait, crawl less (--max-cases) or ask the site."
 )
-
-
-def spider_settings(
-    contact: str, accept_terms: bool = False, overrides: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    """Scrapy settings for a Radiopaedia crawl: polite floors against the real site."""
-    overrides = dict(overrides or {})
-    base = base_urls(overrides)["CXRBANK_RADIOPAEDIA_URL"]
-    radiopaedia: dict[str, Any] = {
-        "CXRBANK_RADIOPAEDIA_STATIC_URL": os.environ.get("CXRBANK_RADIOPAEDIA_STATIC_URL")
-        or STATIC_URL,
-        "CXRBANK_RADIOPAEDIA_RECHECK_DAYS": 30.0,
-        "CXRBANK_RADIOPAEDIA_ACCEPT_TERMS": accept_terms,
-    }
-    if is_test_host(base):
-        local = {k: v for k, v in local_overrides(base).items() if not k.endswith("_URL")}
-        settings = crawl_settings(contact, {**POLITE, **radiopaedia, **local, **overrides})
-    else:
-        settings = crawl_settings(contact, {**POLITE, **radiopaedia, **overrides})
-        settings["ROBOTSTXT_OBEY"] = True
-        settings["DOWNLOAD_DELAY"] = max(2.0, float(settings["DOWNLOAD_DELAY"]))
-        settings["CONCURRENT_REQUESTS_PER_DOMAIN"] = 1
-        settings["AUTOTHROTTLE_ENABLED"] = True
-    if accept_terms:
-        settings["CXRBANK_RADIOPAEDIA_ACCEPT_TERMS"] = True
-    return settings
 
 
 @dataclass

@@ -36,12 +36,16 @@ def run_radiopaedia(root: Path, contact: str, accepted: bool, overrides: dict[st
                     **spider_args: Any) -> dict[str, Any]:
     """One Radiopaedia crawl (search or `cases=[URL, ...]`) into the collection at root; the
     report: new, updated, unchanged, images added, errors. CrawlError if it could not run."""
-    from crawler.run import run_spider
-    from crawler.spiders.radiopaedia import RadiopaediaSpider, spider_settings
+    from crawler.radiopaedia_settings import BadSetting, spider_settings
+    from crawler.run import CrawlError, run_spider
+    from crawler.spiders.radiopaedia import RadiopaediaSpider
 
     started = time.monotonic()
-    summary = run_spider(RadiopaediaSpider, spider_settings(contact, accepted, overrides),
-                         root=str(root), **spider_args)
+    try:
+        settings = spider_settings(contact, accepted, overrides)
+    except BadSetting as exc:
+        raise CrawlError(str(exc)) from None
+    summary = run_spider(RadiopaediaSpider, settings, root=str(root), **spider_args)
     report = summary.get("radiopaedia", {})
     stats = summary.get("stats", {})
     return {
@@ -101,7 +105,8 @@ def radiopaedia_cmd(
     Re-crawls read the search listing only and skip every case whose card is unchanged.
     Refuses the real site until you acknowledge its terms (--accept-terms).
     """
-    from crawler.radiopaedia import TERMS, accepted_in_environment, terms_accepted
+    from crawler.radiopaedia import TERMS, accepted_in_environment, is_test_host, terms_accepted
+    from crawler.radiopaedia_settings import BadSetting, check_overrides
     from crawler.run import CrawlError
     from crawler.settings import ContactMissing, base_urls, contact_address
 
@@ -111,6 +116,10 @@ def radiopaedia_cmd(
     except ContactMissing as exc:
         raise click.UsageError(str(exc)) from exc
     base = base_urls(overrides)["CXRBANK_RADIOPAEDIA_URL"]
+    try:
+        check_overrides(overrides, real_site=not is_test_host(base))
+    except BadSetting as exc:
+        raise click.UsageError(str(exc)) from None
     accepted = accept_terms or accepted_in_environment()
     if not terms_accepted(base, accepted):
         say(TERMS)
