@@ -82,13 +82,12 @@ def read_manifest(collection: Collection, path: Path) -> dict[str, Any]:
 
 
 def check_split_current(collection: Collection, rows: list[Row],
-                        splits_dir: Path | None = None) -> None:
-    """ReleaseError when a partition.tsv (default: splits/) leaves rows out (rows added after
-    `cxrbank split`) or puts one patient in several partitions (ids merged since)."""
+                        partition: Path | None = None) -> None:
+    """ReleaseError when a partition file (default: splits/partition.tsv) leaves rows out (rows
+    added after `cxrbank split`) or puts one patient in several partitions (ids merged since)."""
     from curation.split import PARTITION_FILE, SPLITS, SplitError, read_partition  # noqa: PLC0415
 
-    folder = splits_dir or collection.root / SPLITS
-    partition = folder / PARTITION_FILE
+    partition = partition or collection.root / SPLITS / PARTITION_FILE
     shown = _shown(collection, partition)
     if not partition.is_file():
         return
@@ -97,7 +96,7 @@ def check_split_current(collection: Collection, rows: list[Row],
     except (OSError, UnicodeDecodeError, SplitError) as exc:
         raise ReleaseError(f"{shown}: cannot be read ({exc})") from None
     placed = {filename: part for filename, _, part, _ in entries}
-    missing = [row["filename"] for row in split_selection(collection, rows, folder)
+    missing = [row["filename"] for row in split_selection(collection, rows, partition.parent)
                if row["filename"] not in placed]
     if missing:
         raise ReleaseError(f"{len(missing)} of {len(rows)} rows are not in {shown}"
