@@ -21,7 +21,7 @@ from extract.regions import (
 )
 
 MAX_STREAM_BYTES = 256 * 1024 * 1024  # a stream inflating past this is a decompression bomb
-MAX_IMAGE_PIXELS = 150_000_000  # declared image size past this is a bomb
+MAX_IMAGE_SAMPLES = 150_000_000  # declared pixels x colour channels past this is a bomb
 MAX_PAGES = 2000
 EOF_SEARCH_BYTES = 64 * 1024  # %%EOF may be followed by this much padding
 _STRUCTURE_AFTER_EOF = re.compile(rb"\b(?:\d+ \d+ obj|endobj|stream|xref|trailer|startxref)\b")
@@ -108,14 +108,25 @@ def _check_bombs(doc: Any) -> None:
             width = doc.xref_get_key(xref, "Width")
             height = doc.xref_get_key(xref, "Height")
             filt = doc.xref_get_key(xref, "Filter")[1]
+            channels = _channels(doc, xref)
         except Exception:
             continue
         declared = width[0] == "int" and height[0] == "int"
-        if declared and int(width[1]) * int(height[1]) > MAX_IMAGE_PIXELS:
-            raise PdfError(f"decompression bomb (image {width[1]}x{height[1]} px)")
+        if declared and int(width[1]) * int(height[1]) * channels > MAX_IMAGE_SAMPLES:
+            raise PdfError(f"decompression bomb (image {width[1]}x{height[1]} px, "
+                           f"{channels} channel{'s' if channels > 1 else ''})")
         if "FlateDecode" in filt and _inflated_size(doc.xref_stream_raw(xref)) > MAX_STREAM_BYTES:
             raise PdfError(f"decompression bomb (stream {xref} inflates past "
                            f"{MAX_STREAM_BYTES // 2**20} MB)")
+
+
+def _channels(doc: Any, xref: int) -> int:
+    """Colour channels an image XObject decodes to (3 when unknown: the RGB it is drawn as)."""
+    from extract.regions import components
+
+    if doc.xref_get_key(xref, "ImageMask")[1] == "true":
+        return 1
+    return components(doc, xref) or 3
 
 
 def _inflated_size(raw: bytes) -> int:

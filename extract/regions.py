@@ -70,7 +70,7 @@ def placements_of(page: Any) -> list[dict[str, Any]]:
         for rect, matrix in page.get_image_rects(xref, transform=True):
             infos.append({"xref": xref, "bbox": tuple(rect), "transform": tuple(matrix),
                           "width": width, "height": height, "bpc": bpc, "cs-name": cs,
-                          "colorspace": _components(page.parent, xref), "size": 0})
+                          "colorspace": components(page.parent, xref), "size": 0})
     boxes = [info["bbox"] for info in infos]
     for kind, box in page.get_bboxlog():
         if kind.endswith("image") and not any(_same_box(box, b) for b in boxes):
@@ -82,7 +82,7 @@ def _same_box(a: BBox, b: BBox) -> bool:
     return all(abs(u - v) < 1.0 for u, v in zip(a, b, strict=True))
 
 
-def _components(doc: Any, xref: int) -> int:
+def components(doc: Any, xref: int) -> int:
     """Colour components of an image XObject (0 when indexed, unusual or unknown)."""
     kind, value = doc.xref_get_key(xref, "ColorSpace")
     names = {"/DeviceGray": 1, "/DeviceRGB": 3, "/DeviceCMYK": 4, "/CalGray": 1, "/CalRGB": 3}

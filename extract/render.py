@@ -13,6 +13,7 @@ from extract.panels import letter_regions, split_panels
 from extract.records import BBox, Caption, Figure, Region
 
 MAX_RENDER_PIXELS = 40_000_000
+MAX_SPLIT_PIXELS = 40_000_000  # larger figures are kept whole (cutting them costs GBs)
 VECTOR_DPI = 300
 _KEEP_EXT = {"jpeg": "jpg", "png": "png"}
 
@@ -97,7 +98,8 @@ def pixmap_png(pix: Any) -> bytes:
     mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[pix.n]
     if pix.n == 4 and not pix.alpha:
         mode = "CMYK"
-    im = Image.frombytes(mode, (pix.width, pix.height), pix.samples)
+    # samples_mv shares the pixmap's memory: no copy of a possibly huge image
+    im = Image.frombuffer(mode, (pix.width, pix.height), pix.samples_mv, "raw", mode, 0, 1)
     if mode == "CMYK":
         im = im.convert("RGB")
     buf = io.BytesIO()
@@ -223,6 +225,8 @@ def split_figure(figure: Figure) -> list[Figure]:
 
     if not caption_parts(figure.caption)[1]:
         return []  # only captions that name panels get cut (see split_panels)
+    if figure.width * figure.height > MAX_SPLIT_PIXELS:
+        return []
 
     try:
         arr = _decoded_array(figure.image)
