@@ -23,9 +23,10 @@ _PAREN_MARK = re.compile(
     r"\(([A-H](?:\s*(?:[-–—,&]|and|to)\s*[A-H])*|[a-h](?:\s*(?:[-–—,&]|and|to)\s*[a-h])*)\)"
 )
 _LETTER_MARK = re.compile(r"(?<![\w'’-])([a-hA-H])([,.:)]?)\s+(?=[\w(])")
-_CLAUSE_END = re.compile(r"\s*(?:[,;.:]|and\b|or\b|&|as well as\b|$)")
+_CLAUSE_END = re.compile(r"\s*(?:[,;.]|and\b|or\b|&|as well as\b|$)")
 _CONNECTOR = re.compile(r"^[\s,;.:]*(?:(?:and|or|&|as well as)\s+)?")
-_SIDE_ORDER = {"left": 0, "upper": 0, "top": 0, "middle": 1, "right": 2, "lower": 2, "bottom": 2}
+_ROW = {"upper": 0, "top": 0, "middle": 1, "lower": 2, "bottom": 2}
+_COL = {"left": 0, "middle": 1, "right": 2}
 
 
 TABLE_START = re.compile(r"^\s*(?:supplementa(?:ry|l)\s+)?(?:table|tab\.)\s*S?\d{1,3}\b", re.I)
@@ -411,9 +412,15 @@ def caption_parts(caption: str) -> tuple[str, dict[str, str]]:
         if trailing:
             return caption, trailing
         parts: dict[str, str] = {}
+        waiting: list[str] = []  # "(A) and (B) Chest radiographs": A shares B's text
         for k, (letters, _start, end) in enumerate(marks):
             stop = marks[k + 1][1] if k + 1 < len(marks) else len(caption)
-            _add_part(parts, letters, caption[end:stop].strip(" ;,."))
+            text = caption[end:stop].strip(" ;,.")
+            if k + 1 < len(marks) and _CONNECTOR.sub("", text + " ") == "":
+                waiting.extend(letters)
+                continue
+            _add_part(parts, (*waiting, *letters), text)
+            waiting = []
         return caption[: marks[0][1]].strip(), dict(sorted(parts.items()))
     sides = _side_parts(caption)
     if len(sides) >= 2:
@@ -501,14 +508,26 @@ def _letter_marks(caption: str, body: int) -> list[Mark]:
     return _sequential(found)
 
 
+_SIDE = (
+    r"((?:upper|lower|top|bottom|middle)[ -](?:left|right|middle|centre|center)"
+    r"|left|right|top|bottom|upper|lower|middle)"
+)
 _SIDE_COLON = re.compile(
-    r"(?:^|(?<=[.;]\s)|(?<=^\())(left|right|top|bottom|upper|lower|middle)"
-    r"(?: panel| image)?\s*:", re.IGNORECASE
+    rf"(?:^|(?<=[.;]\s)|(?<=^\())(?:{_SIDE})(?: panel| image)?\s*:", re.IGNORECASE
 )
 _SIDE_PAREN = re.compile(
-    r"\((left|right|top|bottom|upper|lower|middle)(?: panel| image)?(?:[,;]([^)]*))?\)",
-    re.IGNORECASE,
+    rf"\((?:{_SIDE})(?: panel| image)?(?:[,;]([^)]*))?\)", re.IGNORECASE
 )
+
+
+def _side_key(side: str) -> tuple[int, int]:
+    """(row, column) of a position word: "left" (1, 0), "top" (0, 1), "lower right" (2, 2)."""
+    words = side.lower().replace("-", " ").replace("centre", "middle").replace("center", "middle")
+    parts = words.split()
+    if len(parts) == 2:
+        return _ROW[parts[0]], _COL[parts[1]]
+    word = parts[0]
+    return (1, _COL[word]) if word in ("left", "right") else (_ROW[word], 1)
 
 
 def _side_parts(caption: str) -> dict[str, str]:
@@ -530,12 +549,12 @@ def _side_parts(caption: str) -> dict[str, str]:
         stop = min([stop] + [s for _, s, _ in found if s > m.end()])
         found.append((m.group(1).lower(), m.start(), body[m.end() : stop].strip(" ;,.")))
     found.sort(key=lambda f: f[1])
-    sides = sorted({f[0] for f in found}, key=lambda s: (_SIDE_ORDER[s], s))
+    sides = sorted({_side_key(f[0]) for f in found})
     if len(sides) < 2:
         return {}
     letters = {side: chr(ord("A") + k) for k, side in enumerate(sides)}
     parts: dict[str, str] = {}
     for side, _, text in found:
-        letter = letters[side]
+        letter = letters[_side_key(side)]
         parts[letter] = f"{parts[letter]} {text}" if letter in parts else text
     return dict(sorted(parts.items()))

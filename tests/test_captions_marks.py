@@ -51,6 +51,9 @@ def test_leading_marks_still_take_the_text_after_them():
         ("Figure 4. (A, B) Chest radiographs on days 1 and 3. (C) CT on day 5.", "Figure 4.",
          {"A": "Chest radiographs on days 1 and 3", "B": "Chest radiographs on days 1 and 3",
           "C": "CT on day 5"}),
+        ("Figure 6. (A) and (B) Chest radiographs on days 1 and 3. (C) CT.", "Figure 6.",
+         {"A": "Chest radiographs on days 1 and 3", "B": "Chest radiographs on days 1 and 3",
+          "C": "CT"}),
         ("Figure 5. (A–C) Axial CT on days 1, 5 and 9. (D) Radiograph.", "Figure 5.",
          {"A": "Axial CT on days 1, 5 and 9", "B": "Axial CT on days 1, 5 and 9",
           "C": "Axial CT on days 1, 5 and 9", "D": "Radiograph"}),
@@ -58,6 +61,21 @@ def test_leading_marks_still_take_the_text_after_them():
 )
 def test_letter_marks_after_the_label_and_grouped_marks(caption, shared, parts):
     assert caption_parts(caption) == (shared, parts)
+
+
+@pytest.mark.parametrize(
+    ("caption", "parts"),
+    [
+        ("Figure 1. Upper left: PA radiograph. Upper right: lateral view. Lower left: axial "
+         "CT. Lower right: coronal CT.",
+         {"A": "PA radiograph", "B": "lateral view", "C": "axial CT", "D": "coronal CT"}),
+        ("Figure 2. Top: CT day 1. Bottom-left: CT day 5. Bottom-right: X-ray.",
+         {"A": "CT day 1", "B": "CT day 5", "C": "X-ray"}),
+        ("Figure 3. CT (top) and radiograph (bottom).", {"A": "CT", "B": "radiograph"}),
+    ],
+)
+def test_grid_positions_name_panels_in_reading_order(caption, parts):
+    assert caption_parts(caption) == (caption, parts)
 
 
 @pytest.mark.parametrize(
