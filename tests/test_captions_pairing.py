@@ -1,4 +1,4 @@
-"""extract.captions.pair_captions: one caption per figure when captions sit above figures."""
+"""extract.captionpairs.pair_captions: one caption per figure when captions sit above figures."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pymupdf
 from PIL import Image
 
-from extract.captions import pair_captions
+from extract.captionpairs import pair_captions
 from extract.pdf import extract_figures
 from extract.records import Caption, Region
 
