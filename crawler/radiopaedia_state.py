@@ -22,6 +22,8 @@ SCHEMA = (
     " fingerprint TEXT, seen TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS radiopaedia_images (image_id TEXT PRIMARY KEY, rid TEXT NOT NULL,"
     " study_id TEXT NOT NULL, kind TEXT NOT NULL, added TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS radiopaedia_failures (image_id TEXT PRIMARY KEY,"
+    " rid TEXT NOT NULL, failures INTEGER NOT NULL, last TEXT NOT NULL)",
 )
 
 
@@ -85,6 +87,21 @@ def known_images(db: sqlite3.Connection, rid: str) -> set[str]:
         "SELECT image_id FROM radiopaedia_images WHERE rid = ? AND kind IN ('xray', 'ct')", (rid,)
     )
     return {r[0] for r in rows}
+
+
+def failure_counts(db: sqlite3.Connection, rid: str) -> dict[str, int]:
+    """Image id -> the number of crawls in which it answered 404/410."""
+    rows = db.execute("SELECT image_id, failures FROM radiopaedia_failures WHERE rid = ?", (rid,))
+    return {r[0]: int(r[1]) for r in rows}
+
+
+def record_failures(db: sqlite3.Connection, rid: str, image_ids: Iterable[str]) -> None:
+    """Count one more crawl in which each of these images answered 404/410."""
+    db.executemany(
+        "INSERT INTO radiopaedia_failures (image_id, rid, failures, last) VALUES (?, ?, 1, ?)"
+        " ON CONFLICT(image_id) DO UPDATE SET failures = failures + 1, last = excluded.last",
+        [(image_id, rid, now()) for image_id in dict.fromkeys(image_ids)],
+    )
 
 
 def remember_url(db: sqlite3.Connection, url: str, rid: str, fingerprint: str | None) -> None:
@@ -230,6 +247,7 @@ class CollectionPipeline:
             recorded.append((image_id, study_id, kind))
         with transaction(spider.db):
             remember_images(spider.db, case.rid, recorded)
+            record_failures(spider.db, case.rid, job.gone)
             remember_case(
                 spider.db, case.rid, case.url, case.title, case.revisions, complete=not job.errors
             )
@@ -241,4 +259,5 @@ class CollectionPipeline:
         else:
             report[job.status].append(entry)
         report["errors"].extend(job.errors)
+        report["skipped"].extend(job.notes)
         return {"rid": case.rid, "status": job.status, "images": len(result.added)}

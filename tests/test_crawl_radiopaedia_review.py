@@ -3,6 +3,7 @@ permanently broken CT slices and the real site's settings (review findings)."""
 
 from __future__ import annotations
 
+import nibabel as nib
 import pytest
 from click.testing import CliRunner
 
@@ -173,3 +174,49 @@ def test_a_bad_setting_value_on_a_test_site_is_a_usage_error_too(web, tmp_path):
     code, _, result = crawl(web, tmp_path / "c", "-s", "DOWNLOAD_TIMEOUT=-1")
     assert code == 2 and "DOWNLOAD_TIMEOUT takes a number > 0" in result.stderr
     assert site_requests(web) == []
+
+
+def test_a_ct_slice_gone_for_good_is_left_out_after_three_crawls(web, tmp_path):
+    site = build_site(web, count=1, faults=False)
+    ct = site.cases[0].studies[1]
+    bad = ct.images[2].image_id
+    web.add(f"/static/images/{bad}/big.png", Page(b"gone", 404, {"Content-Type": "text/plain"}))
+    root = tmp_path / "c"
+    for attempt in (1, 2):
+        code, out, err = plain_crawl(web, root)
+        assert code == 1
+        assert out.splitlines()[0].startswith("new cases: 0, updated: 0, incomplete: 1, ")
+        assert f"/static/images/{bad}/big.png: 404 ({attempt} of 3 crawls; " in err
+        assert not any(r["modality"] == "CT" for r in read_rows(root))
+    before = len(web.requests)
+    code, out, err = plain_crawl(web, root)
+    assert code == 0, err
+    assert f"skipped: rID {site.cases[0].rid} study {ct.study_id}: CT volume built without " \
+        "1 of 6 slices, gone (HTTP 404 in 3 crawls)" in out.splitlines()
+    assert sum(p.startswith("/static/") for p in site_requests(web, before)) == 6
+    (row,) = [r for r in read_rows(root) if r["modality"] == "CT"]
+    assert "CT volume without 1 of 6 slices (gone at the source)" in row["other_notes"]
+    volume = nib.load(root / row["volume"])
+    assert volume.shape[2] == 5
+    before = len(web.requests)
+    code, out, _ = plain_crawl(web, root)
+    assert code == 0 and "unchanged: 1" in out
+    assert site_requests(web, before) == ["/search?lang=us&q=covid&scope=cases&page=1"]
+
+
+def test_a_ct_stack_with_many_slices_gone_is_left_out_not_retried_forever(web, tmp_path):
+    site = build_site(web, count=1, faults=False)
+    ct = site.cases[0].studies[1]
+    for image in ct.images[:2]:
+        web.add(f"/static/images/{image.image_id}/big.png", Page(b"", 404))
+    root = tmp_path / "c"
+    assert [plain_crawl(web, root)[0] for _ in range(2)] == [1, 1]
+    code, out, _ = plain_crawl(web, root)
+    assert code == 0
+    assert f"skipped: rID {site.cases[0].rid} study {ct.study_id}: CT stack left out, 2 of 6 " \
+        "slices are gone (HTTP 404 in 3 crawls)" in out.splitlines()
+    before = len(web.requests)
+    code, report, _ = crawl(web, root, "-s", "CXRBANK_RADIOPAEDIA_RECHECK_DAYS=1e-9")
+    assert code == 0 and report["errors"] == [] and report["unchanged"] == 1
+    assert not any(p.startswith("/static/") for p in site_requests(web, before))
+    assert not any(r["modality"] == "CT" for r in read_rows(root))

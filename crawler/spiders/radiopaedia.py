@@ -33,6 +33,13 @@ from cxrbank.schema import normalize_modality
 
 __all__ = ["RadiopaediaSpider", "spider_settings"]
 
+GONE_ATTEMPTS = 3  # crawls in which an image answered 404/410 before it is left out for good
+
+
+def max_gap(slices: int) -> int:
+    """How many slices of a CT stack may be gone for good with the volume still built."""
+    return max(1, slices // 10)
+
 CHALLENGE_MESSAGE = (
     "Radiopaedia answered {url} with a challenge (captcha) page: the crawl stopped. cxrbank "
     "never tries to get past such pages; wait, crawl less (--max-cases) or ask the site."
@@ -45,8 +52,11 @@ class CtStack:
 
     stack: Stack
     study: Study
+    expected: int = 0  # slices requested
+    answered: int = 0  # responses and failures so far
     slices: dict[str, bytes] = field(default_factory=dict)
-    failed: int = 0
+    failed: int = 0  # failures this time: the stack waits for the next crawl
+    missing: set[str] = field(default_factory=set)  # slices gone for good (GONE_ATTEMPTS x 404)
 
 
 @dataclass
@@ -62,6 +72,13 @@ class CaseJob:
     image_ids: list[tuple[str, str, str]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     finished: bool = False
+    failures: dict[str, int] = field(default_factory=dict)  # image id -> 404s in past crawls
+    gone: list[str] = field(default_factory=list)  # image ids answered 404/410 this time
+    notes: list[str] = field(default_factory=list)  # what is left out on purpose, said once
+
+    def is_gone(self, image_id: str, now: bool = False) -> bool:
+        """True once an image answered 404/410 in GONE_ATTEMPTS crawls (this one if `now`)."""
+        return self.failures.get(image_id, 0) + now >= GONE_ATTEMPTS
 
 
 class RadiopaediaSpider(scrapy.Spider):
@@ -214,6 +231,7 @@ class RadiopaediaSpider(scrapy.Spider):
             status="updated" if known is not None and known.complete else "new",
             patientid=self.collection.patient_id(f"radiopaedia:{case.rid}"),
             have=state.known_images(self.db, case.rid),
+            failures=state.failure_counts(self.db, case.rid),
         )
         for study in case.studies:
             study_modality = normalize_modality(study.modality)
@@ -246,16 +264,22 @@ class RadiopaediaSpider(scrapy.Spider):
                 continue
             if modality == "X-ray":
                 for image in stack.images:
-                    if image.image_id not in job.have:
+                    if image.image_id not in job.have and not job.is_gone(image.image_id):
                         job.pending += 1
                         yield self.image_request(image, self.on_xray, job, study=study)
             elif modality == "CT" and stack.images:
                 if any(image.image_id in job.have for image in stack.images):
                     continue
                 ct = CtStack(stack, study)
+                ct.missing = {i.image_id for i in stack.images if job.is_gone(i.image_id)}
+                if len(ct.missing) > max_gap(len(stack.images)):
+                    self.left_out(job, ct)
+                    continue
                 for image in stack.images:
-                    job.pending += 1
-                    yield self.image_request(image, self.on_slice, job, ct=ct)
+                    if image.image_id not in ct.missing:
+                        ct.expected += 1
+                        job.pending += 1
+                        yield self.image_request(image, self.on_slice, job, ct=ct)
         yield from self.finish_if_done(job)
 
     def image_request(self, image: StackImage, callback: Any, job: CaseJob, **kw: Any) -> Any:
@@ -293,6 +317,7 @@ class RadiopaediaSpider(scrapy.Spider):
     def on_slice(self, response: Any, job: CaseJob, image: StackImage, ct: CtStack) -> Any:
         job.pending -= 1
         self.stop_on_challenge(response)
+        ct.answered += 1
         if self.not_an_image(response, job):
             ct.failed += 1
         else:
@@ -300,9 +325,16 @@ class RadiopaediaSpider(scrapy.Spider):
         self.finish_ct(job, ct)
         yield from self.finish_if_done(job)
 
+    def left_out(self, job: CaseJob, ct: CtStack) -> None:
+        job.notes.append(
+            f"rID {job.case.rid} study {ct.study.study_id}: CT stack left out, "
+            f"{len(ct.missing)} of {len(ct.stack.images)} slices are gone "
+            f"(HTTP 404 in {GONE_ATTEMPTS} crawls)")
+
     def finish_ct(self, job: CaseJob, ct: CtStack) -> None:
-        """Once every slice is in: the NIfTI volume plus its middle slice as the 2D row."""
-        if len(ct.slices) + ct.failed < len(ct.stack.images):
+        """Once every slice is in: the NIfTI volume plus its middle slice as the 2D row. A few
+        slices gone for good (404 in GONE_ATTEMPTS crawls) leave a gap, said in the row."""
+        if ct.answered < ct.expected:
             return
         study, case = ct.study, job.case
         if ct.failed:
@@ -311,18 +343,28 @@ class RadiopaediaSpider(scrapy.Spider):
                 "the stack is left for the next crawl"
             )
             return
-        ordered = ct.stack.images  # parse_stacks sorted them by position
+        if len(ct.missing) > max_gap(len(ct.stack.images)):
+            self.left_out(job, ct)
+            return
+        # parse_stacks sorted them by position
+        ordered = [i for i in ct.stack.images if i.image_id not in ct.missing]
         middle = ordered[len(ordered) // 2]
         try:
             volume = state.nifti_bytes([ct.slices[i.image_id] for i in ordered], ct.stack.spacing)
         except (ValueError, OSError) as exc:
             job.errors.append(f"rID {case.rid} study {study.study_id}: no CT volume ({exc})")
             return
+        row = case_row(case, study, middle, "CT", job.patientid)
+        if ct.missing:
+            gap = f"{len(ct.missing)} of {len(ct.stack.images)} slices"
+            row["other_notes"] += f"; CT volume without {gap} (gone at the source)"
+            job.notes.append(f"rID {case.rid} study {study.study_id}: CT volume built without "
+                             f"{gap}, gone (HTTP 404 in {GONE_ATTEMPTS} crawls)")
         job.images.append(
             NewImage(
                 data=ct.slices[middle.image_id],
                 name=f"radiopaedia-{case.rid}-{study.study_id}-{middle.image_id}",
-                row=case_row(case, study, middle, "CT", job.patientid),
+                row=row,
                 volume=volume,
             )
         )
@@ -346,10 +388,24 @@ class RadiopaediaSpider(scrapy.Spider):
             self.report["errors"].append(message)
             return
         job.pending -= 1
-        job.errors.append(message)
         ct: CtStack | None = request.cb_kwargs.get("ct")
+        image: StackImage | None = request.cb_kwargs.get("image")
+        gone_now = False
+        if image is not None and response is not None and response.status in (404, 410):
+            job.gone.append(image.image_id)
+            gone_now = job.is_gone(image.image_id, now=True)
+            message += (f" ({job.failures.get(image.image_id, 0) + 1} of {GONE_ATTEMPTS} "
+                        "crawls; then it is left out)")
+        if gone_now and ct is None:
+            job.notes.append(f"{message}: gone (HTTP 404 in {GONE_ATTEMPTS} crawls), left out")
+        elif not gone_now:
+            job.errors.append(message)
         if ct is not None:
-            ct.failed += 1
+            ct.answered += 1
+            if gone_now:
+                ct.missing.add(image.image_id)
+            else:
+                ct.failed += 1
             self.finish_ct(job, ct)
         yield from self.finish_if_done(job)
 

@@ -143,7 +143,8 @@ def radiopaedia_cmd(
     else:
         click.echo(
             f"new cases: {len(result['new'])}, updated: {len(result['updated'])}, "
-            f"unchanged: {result['unchanged']}, images added: {result['images_added']}, "
+            f"incomplete: {len(result['incomplete'])}, unchanged: {result['unchanged']}, "
+            f"images added: {result['images_added']}, "
             f"errors: {len(result['errors'])}"
         )
         for skipped in result["skipped"]:
