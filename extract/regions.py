@@ -45,6 +45,8 @@ def _shown(page: Any, infos: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
     for info in infos:
         info["bbox"] = shown_box(page, info["bbox"])
+        if "placed" in info:
+            info["placed"] = shown_box(page, info["placed"])
         info["transform"] = tuple(pymupdf.Matrix(info["transform"]) * page.rotation_matrix)
     return infos
 
@@ -74,8 +76,54 @@ def placements_of(page: Any) -> list[dict[str, Any]]:
     boxes = [info["bbox"] for info in infos]
     for kind, box in page.get_bboxlog():
         if kind.endswith("image") and not any(_same_box(box, b) for b in boxes):
-            return _shown(page, page.get_image_info(xrefs=True))
-    return _shown(page, infos)
+            infos = page.get_image_info(xrefs=True)
+            break
+    return _shown(page, _clipped(page, infos))
+
+
+def _clipped(page: Any, infos: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Shrink each placement to what its clip path lets show (`placed` keeps the whole box).
+
+    A clip that covers most of an image but not all of it is taken to be that image's crop
+    (a layout hiding a burned-in label or a margin); the visible box is what gets saved.
+    """
+    if not infos or _paint_count(page) > MAX_DRAWINGS:
+        return infos
+    try:
+        drawings = page.get_drawings(extended=True)
+    except Exception:  # MuPDF fails on some repaired files: then no clip is known
+        return infos
+    scissors = [tuple(d["scissor"]) for d in drawings
+                if d.get("type") == "clip" and d.get("scissor") is not None]
+    for info in infos:
+        box = info["bbox"]
+        visible = box
+        for s in scissors:
+            if overlap_share(box, s) >= 0.5:
+                visible = (max(visible[0], s[0]), max(visible[1], s[1]),
+                           min(visible[2], s[2]), min(visible[3], s[3]))
+        w, h = box[2] - box[0], box[3] - box[1]
+        cut = max(visible[0] - box[0], box[2] - visible[2]) / w if w > 0 else 0.0
+        cut = max(cut, max(visible[1] - box[1], box[3] - visible[3]) / h if h > 0 else 0.0)
+        if cut > 0.02 and visible[2] > visible[0] and visible[3] > visible[1]:
+            info["placed"], info["bbox"] = box, visible
+    return infos
+
+
+def _contents(page: Any) -> list[bytes]:
+    """The page's content streams (those that can be read: a repaired file may lack some)."""
+    out = []
+    for xref in page.get_contents():
+        try:
+            out.append(page.parent.xref_stream(xref) or b"")
+        except ValueError:
+            continue
+    return out
+
+
+def _paint_count(page: Any) -> int:
+    """Path-painting operators in the page's content streams (a cheap count of drawings)."""
+    return sum(len(_PAINT.findall(content)) for content in _contents(page))
 
 
 def _same_box(a: BBox, b: BBox) -> bool:
@@ -133,7 +181,7 @@ STRIP_SHARE = 0.6  # a strip is at most this thick for its length (a 512x128 ban
 
 def _resolution(info: dict[str, Any]) -> tuple[float, float] | None:
     """Pixels per point across and down of a placed image (None for unknown sizes)."""
-    x0, y0, x1, y1 = info["bbox"]
+    x0, y0, x1, y1 = info.get("placed", info["bbox"])
     a, b = info["transform"][:2]
     across, down = (info["height"], info["width"]) if abs(b) > abs(a) else (
         info["width"], info["height"])
@@ -171,25 +219,32 @@ def _joins(a: BBox, b: BBox, res_a: Any, res_b: Any, gap: float) -> bool:
 
 def _merge_pieces(items: list[tuple[BBox, dict[str, Any]]],
                   gap: float) -> list[tuple[BBox, list[Any]]]:
-    """Union the placements that make one figure (see _joins), transitively."""
-    groups = [(box, [info], _resolution(info)) for box, info in items]
+    """Union the placements that make one figure (see _joins), transitively.
+
+    Pieces join by where they are placed (a collage of clipped images is one figure); the
+    union is of what they show.
+    """
+    groups = [(box, info.get("placed", box), [info], _resolution(info)) for box, info in items]
     changed = True
     while changed:
         changed = False
-        out: list[tuple[BBox, list[Any], Any]] = []
-        for box, members, res in groups:
-            for k, (other, other_members, other_res) in enumerate(out):
-                if _joins(box, other, res, other_res, gap):
-                    merged = (min(box[0], other[0]), min(box[1], other[1]),
-                              max(box[2], other[2]), max(box[3], other[3]))
-                    out[k] = (merged, other_members + members,
+        out: list[tuple[BBox, BBox, list[Any], Any]] = []
+        for box, placed, members, res in groups:
+            for k, (other, other_placed, other_members, other_res) in enumerate(out):
+                if _joins(placed, other_placed, res, other_res, gap):
+                    out[k] = (_union(box, other), _union(placed, other_placed),
+                              other_members + members,
                               res if res == other_res else res or other_res)
                     changed = True
                     break
             else:
-                out.append((box, members, res))
+                out.append((box, placed, members, res))
         groups = out
-    return [(box, members) for box, members, _res in groups]
+    return [(box, members) for box, _placed, members, _res in groups]
+
+
+def _union(a: BBox, b: BBox) -> BBox:
+    return (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
 
 
 def big_enough(box: BBox) -> bool:
@@ -235,10 +290,9 @@ def vector_regions(
 
 
 def _vector_clusters(page: Any, check: Callable[[], None]) -> list[Any]:
-    content = [page.parent.xref_stream(x) or b"" for x in page.get_contents()]
-    if sum(len(c) for c in content) > MAX_VECTOR_CONTENT:
+    if sum(len(content) for content in _contents(page)) > MAX_VECTOR_CONTENT:
         return []  # pathological page: millions of paths would outlast the time limit
-    if sum(len(_PAINT.findall(c)) for c in content) > MAX_DRAWINGS:
+    if _paint_count(page) > MAX_DRAWINGS:
         return []  # reading that many paths alone takes seconds
     drawings = page.get_drawings()
     check()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -111,7 +112,7 @@ def _zoom(region: Region) -> float:
     """Render scale: the native resolution of the pieces, or VECTOR_DPI for drawings."""
     zooms = []
     for info in region.pieces:
-        x0, y0, x1, y1 = info["bbox"]
+        x0, y0, x1, y1 = info.get("placed", info["bbox"])
         a, b = info["transform"][:2]
         across, down = (info["height"], info["width"]) if abs(b) > abs(a) else (
             info["width"], info["height"])  # an image turned a quarter shows its height across
@@ -156,10 +157,29 @@ def _region_image(doc: Any, page: Any, region: Region) -> tuple[bytes, str, str,
             if why:
                 raise FigureError(f"embedded image is damaged ({why})")
             info = region.pieces[0]
+            if "placed" in info:  # a clip path hides part of it: only the visible part
+                return _visible_part(got[0], info)
             return got[0], got[1], got[2], info["width"], info["height"]
     pix = render_region(page, region.bbox, _zoom(region))
     method = "merged" if len(region.pieces) > 1 else "rendered"
     return pixmap_png(pix), "png", method, pix.width, pix.height
+
+
+def _visible_part(data: bytes, info: dict[str, Any]) -> tuple[bytes, str, str, int, int]:
+    """The pixels of an upright placed image that its clip box shows, as PNG ("clipped")."""
+    from PIL import Image
+
+    px0, py0, px1, py1 = info["placed"]
+    vx0, vy0, vx1, vy1 = info["bbox"]
+    with Image.open(io.BytesIO(data)) as im:
+        sx, sy = im.width / (px1 - px0), im.height / (py1 - py0)
+        box = (max(0, math.floor((vx0 - px0) * sx)), max(0, math.floor((vy0 - py0) * sy)),
+               min(im.width, math.ceil((vx1 - px0) * sx)),
+               min(im.height, math.ceil((vy1 - py0) * sy)))
+        crop = im.crop(box)
+    buf = io.BytesIO()
+    crop.save(buf, format="PNG", compress_level=1)
+    return buf.getvalue(), "png", "clipped", crop.width, crop.height
 
 
 def _reading_order(regions: list[Region]) -> list[Region]:
