@@ -167,3 +167,12 @@ def test_dns_failures_are_retried_once_other_failures_retry_times(tmp_path):
     assert not retried(CannotResolveHostError("no results"), 1)
     assert retried(Refused(), 1) and retried(Refused(), 2)
     assert not retried(Refused(), 3)
+
+
+def test_a_local_pdf_without_doi_is_named_by_its_file_not_its_sha256_key(tmp_path):
+    bad = tmp_path / "bad.pdf"
+    bad.write_bytes(b"<html>not a pdf</html>")
+    code, out, err = run("ingest", "--pdf", str(bad), "--root", str(tmp_path / "c"))
+    assert code == 1
+    assert err.splitlines() == ["Error: bad.pdf: not a PDF file"]
+    assert out.splitlines()[1].startswith("bad.pdf ") and "sha256:" not in out

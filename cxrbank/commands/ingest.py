@@ -135,12 +135,13 @@ def ingest_local(root: Path, path: Path, kind: str, doi: str | None,
     return ingest_file(root, path, kind, doi, force, problems), problems
 
 
-def _render_table(outcomes: list[Any]) -> str:
+def _render_table(outcomes: list[Any], file_name: str = "") -> str:
+    """The closing table; a local file without a DOI is named by `file_name`, not its key."""
     header = ("DOI", "source", "images", "outcome")
     rows = []
     for o in outcomes:
         result = o.outcome if not o.reason else f"{o.outcome}: {o.reason}"
-        rows.append((o.doi or o.key, o.source or "-", str(o.added), result))
+        rows.append((o.doi or file_name or o.key, o.source or "-", str(o.added), result))
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(3)]
     lines = []
     for r in [header, *rows]:
@@ -203,13 +204,14 @@ def ingest_cmd(dois: tuple[str, ...], from_file: Path | None, pdf_file: Path | N
         say_error(f"{value!r} is not a DOI")
     failed = [o for o in outcomes if o.failed]
     for o in failed if local else []:  # ingest_dois said its own
-        say_error(f"{o.doi or o.key}: {o.reason}")
+        # a local file's reasons start with its name: no 64-character sha256 key before it
+        say_error(f"{o.doi}: {o.reason}" if o.doi else o.reason)
     for line in unreadable:
         say_error(line)
     if as_json:
         emit_json({"papers": [o.to_dict() for o in outcomes], "not_dois": bad,
                    "unreadable_figure_files": unreadable})
     else:
-        click.echo(_render_table(outcomes))
+        click.echo(_render_table(outcomes, local[0].name if local else ""))
     if failed or bad or unreadable:
         click.get_current_context().exit(EXIT_PARTIAL)
