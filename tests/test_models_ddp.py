@@ -13,7 +13,7 @@ torch = pytest.importorskip("torch")
 import torch.distributed as dist  # noqa: E402
 import torch.multiprocessing as mp  # noqa: E402
 
-from models.train import _gather_predictions, _global_loss  # noqa: E402
+from models.distributed import gather_predictions, global_loss  # noqa: E402
 
 
 def _rank_main(rank: int, world: int, folder: str) -> None:
@@ -22,10 +22,10 @@ def _rank_main(rank: int, world: int, folder: str) -> None:
                             world_size=world)
     try:
         total = torch.tensor(float(rank + 1) * 10)  # this rank's summed loss
-        summed, seen = _global_loss(total, 4 * (rank + 1), world, torch.device("cpu"))
+        summed, seen = global_loss(total, 4 * (rank + 1), world, torch.device("cpu"))
         indices = list(range(rank, 5, world)) + ([0] if rank == 1 else [])  # padded like the sampler
         probs = torch.tensor([[i / 10.0] for i in indices])
-        gathered = _gather_predictions(probs, indices, world, 5, torch.device("cpu"))
+        gathered = gather_predictions(probs, indices, world, 5, torch.device("cpu"))
         Path(folder, f"rank{rank}.json").write_text(json.dumps(
             {"summed": summed, "seen": seen, "probs": gathered[:, 0].tolist()}))
     finally:
@@ -41,6 +41,6 @@ def test_loss_is_summed_over_ranks_and_predictions_are_gathered_in_order(tmp_pat
 
 
 def test_single_process_needs_no_collective():
-    assert _global_loss(torch.tensor(6.0), 3, 1, torch.device("cpu")) == (6.0, 3)
-    gathered = _gather_predictions(torch.tensor([[0.5], [0.25]]), [1, 0], 1, 2)
+    assert global_loss(torch.tensor(6.0), 3, 1, torch.device("cpu")) == (6.0, 3)
+    gathered = gather_predictions(torch.tensor([[0.5], [0.25]]), [1, 0], 1, 2)
     assert gathered[:, 0].tolist() == [0.25, 0.5]
