@@ -254,7 +254,12 @@ def _group_letters(group: str) -> tuple[str, ...]:
 def _paren_marks(caption: str, body: int) -> list[Mark]:
     found = [(_group_letters(m.group(1)), m.start(), m.end())
              for m in _PAREN_MARK.finditer(caption, body)]
-    return _sequential([f for f in found if f[0]])
+    run = _sequential([f for f in found if f[0]])
+    if len(run) == 1 and found:  # "X-rays (a–c). … (a). … (b). … (c).": the group is an overview
+        rest = _sequential([f for f in found if f[0] and f[1] > run[0][1]])
+        if {letter for m in rest for letter in m[0]} == set(run[0][0]):
+            return rest
+    return run
 
 
 def _letter_marks(caption: str, body: int) -> list[Mark]:

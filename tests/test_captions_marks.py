@@ -25,6 +25,13 @@ TRAILING = ("Figure 1. Posteroanterior chest radiograph (A) and axial CT image (
          {"A": "Chest radiographs", "B": "Chest radiographs"}),
         ("Figure 5. Radiographs (A, B) and CT (C) of a 45-year-old man.",
          {"A": "Radiographs", "B": "Radiographs", "C": "CT"}),
+        ("Figure 6. Axial (a,b), coronal (c,d) and sagittal (e) CT images show patchy "
+         "opacities.", {"A": "Axial", "B": "Axial", "C": "coronal", "D": "coronal",
+                        "E": "sagittal"}),
+        ("Figure 7. Radiographs of a 30-year-old man (a-c). The first one shows clear lungs "
+         "(a). Two days later opacities appeared (b). They cleared by day 9 (c).",
+         {"A": "The first one shows clear lungs", "B": "Two days later opacities appeared",
+          "C": "They cleared by day 9"}),
     ],
 )
 def test_marks_closing_their_clauses_take_the_text_before_them(caption, parts):
