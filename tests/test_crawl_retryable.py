@@ -122,6 +122,16 @@ def test_a_figure_server_outage_is_an_error_then_the_figures_come_next_run(schol
     assert code == 0 and (paper["outcome"], paper["added"]) == ("added", 2)
 
 
+def test_a_figure_answered_with_an_html_page_is_an_error_not_no_radiographs(scholarly, tmp_path):
+    doi, pmcid = "10.5555/fightml", "PMC777003"
+    serve_jats(scholarly, doi, pmcid)
+    scholarly.web.add(f"/europepmc_figures/{pmcid}/bin/g002.jpg", Page(
+        b"<html><body>Temporarily unavailable</body></html>", 200, {"Content-Type": "text/html"}))
+    code, paper, _ = ingest(doi, tmp_path / "c")
+    assert code == 1 and paper["outcome"] == "error"
+    assert "an HTML page instead of the image" in paper["reason"]
+
+
 def test_a_figure_server_outage_falls_back_to_the_pdf(scholarly, tmp_path):
     doi, pmcid = "10.5555/figdown2", "PMC777002"
     serve_jats(scholarly, doi, pmcid)

@@ -338,9 +338,12 @@ class PapersSpider(scrapy.Spider):
         base = self.setting("CXRBANK_EUROPEPMC_FIGURES_URL")
 
         async def image(href: str) -> tuple[str, bytes | None, str]:
+            url = resolve.europepmc_figure_url(base, candidate.pmcid, href)
             try:
-                url = resolve.europepmc_figure_url(base, candidate.pmcid, href)
-                return href, (await self.fetch(url, accept="image/*")).body, ""
+                body = (await self.fetch(url, accept="image/*")).body
+                if sniff_document(body) == "html":  # an error page served with HTTP 200
+                    return href, None, f"{url[:200]}: an HTML page instead of the image"
+                return href, body, ""
             except FetchFailed as exc:
                 self.logger.debug("figure file not downloaded: %s", exc)
                 return href, None, str(exc) if exc.broken else ""
