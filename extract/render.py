@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import math
 from collections.abc import Callable
 from typing import Any
@@ -70,11 +71,31 @@ def embedded_image(doc: Any, info: dict[str, Any]) -> tuple[bytes, str, str] | N
         )
         if plain and filt.strip("[]") == "/DCTDecode":
             return doc.xref_stream_raw(xref), "jpg", "embedded"
+        grey16 = _grey16_png(doc, xref, info) if smask[0] != "xref" and not decode else None
+        if grey16 is not None:
+            return grey16, "png", "decoded"
         smask_xref = int(smask[1].split()[0]) if smask[0] == "xref" else 0
         png = _decoded_png(doc, xref, smask_xref)
     except Exception:
         return None
     return png, "png", "embedded" if plain and "JPX" not in filt else "decoded"
+
+
+def _grey16_png(doc: Any, xref: int, info: dict[str, Any]) -> bytes | None:
+    """A 16-bit grey PNG of a 16-bit DeviceGray image (MuPDF's pixmaps are 8-bit), or None."""
+    from PIL import Image
+
+    filt = doc.xref_get_key(xref, "Filter")[1]
+    if info.get("bpc") != 16 or info.get("colorspace") != 1 or "DCT" in filt or "JPX" in filt:
+        return None
+    width, height = info["width"], info["height"]
+    samples = doc.xref_stream(xref)  # the filters undone
+    if len(samples) < width * height * 2:
+        return None
+    pixels = np.frombuffer(samples, ">u2", width * height).reshape(height, width)
+    buf = io.BytesIO()
+    Image.fromarray(pixels.astype(np.uint16)).save(buf, format="PNG", compress_level=1)
+    return buf.getvalue()
 
 
 def _decoded_png(doc: Any, xref: int, smask: int) -> bytes:
@@ -160,9 +181,57 @@ def _region_image(doc: Any, page: Any, region: Region) -> tuple[bytes, str, str,
             if "placed" in info:  # a clip path hides part of it: only the visible part
                 return _visible_part(got[0], info)
             return got[0], got[1], got[2], info["width"], info["height"]
+    if len(region.pieces) > 1:
+        stacked = _stacked_strips(doc, region.pieces)
+        if stacked is not None:
+            return stacked
     pix = render_region(page, region.bbox, _zoom(region))
     method = "merged" if len(region.pieces) > 1 else "rendered"
     return pixmap_png(pix), "png", method, pix.width, pix.height
+
+
+def _stacked_strips(doc: Any, pieces: list[dict[str, Any]]
+                    ) -> tuple[bytes, str, str, int, int] | None:
+    """Strips of one image (upright, edge to edge, same pixel width stacked or same pixel
+    height in a row) put together from their decoded pixels, as PNG; None when they are not."""
+    from PIL import Image
+
+    if not all(p["xref"] and _upright(p) and "placed" not in p for p in pieces):
+        return None
+    first = pieces[0]["bbox"]
+    if all(abs(p["bbox"][0] - first[0]) <= 1.5 and abs(p["bbox"][2] - first[2]) <= 1.5
+           for p in pieces):
+        axis, keep = 1, "width"  # stacked: ordered by y, one pixel width
+    elif all(abs(p["bbox"][1] - first[1]) <= 1.5 and abs(p["bbox"][3] - first[3]) <= 1.5
+             for p in pieces):
+        axis, keep = 0, "height"
+    else:
+        return None
+    order = sorted(pieces, key=lambda p: p["bbox"][axis])
+    if any(abs(b["bbox"][axis] - a["bbox"][axis + 2]) > 1.5 for a, b in itertools.pairwise(order)):
+        return None
+    if len({p[keep] for p in order}) != 1 or sum(p["width"] * p["height"] for p in order) > \
+            MAX_RENDER_PIXELS:
+        return None
+    images = []
+    for info in order:
+        got = embedded_image(doc, info)
+        if got is None or image_problem(got[0]):
+            return None
+        images.append(Image.open(io.BytesIO(got[0])))
+    if len({im.mode for im in images}) != 1 or any(
+            (im.width, im.height) != (p["width"], p["height"]) for im, p in zip(images, order, strict=True)):
+        return None
+    width = images[0].width if axis == 1 else sum(im.width for im in images)
+    height = sum(im.height for im in images) if axis == 1 else images[0].height
+    whole = Image.new(images[0].mode, (width, height))
+    at = 0
+    for im in images:
+        whole.paste(im, (0, at) if axis == 1 else (at, 0))
+        at += im.height if axis == 1 else im.width
+    buf = io.BytesIO()
+    whole.save(buf, format="PNG", compress_level=1)
+    return buf.getvalue(), "png", "merged", width, height
 
 
 def _visible_part(data: bytes, info: dict[str, Any]) -> tuple[bytes, str, str, int, int]:
@@ -252,7 +321,8 @@ def split_figure(figure: Figure) -> list[Figure]:
         arr = _decoded_array(figure.image)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
         return []  # undecodable bytes stay whole; callers check images with image_problem
-    panels = split_panels(arr, figure.caption)
+    grey16 = arr.dtype == np.uint16
+    panels = split_panels((arr >> 8).astype(np.uint8) if grey16 else arr, figure.caption)
     if len(panels) < 2:
         return []
     x0, y0, x1, y1 = figure.bbox
@@ -268,10 +338,12 @@ def split_figure(figure: Figure) -> list[Figure]:
 
 
 def _decoded_array(data: bytes) -> np.ndarray:
-    """Grey or RGB pixels of image bytes (transparency flattened onto white)."""
+    """Grey, 16-bit grey or RGB pixels of image bytes (transparency flattened onto white)."""
     from PIL import Image
 
     with Image.open(io.BytesIO(data)) as im:
+        if im.mode in ("I;16", "I;16B", "I;16L"):
+            return np.asarray(im).astype(np.uint16)
         if im.mode in ("RGBA", "LA", "PA", "P"):
             im = im.convert("RGBA")
             white = Image.new("RGBA", im.size, (255, 255, 255, 255))
