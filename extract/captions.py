@@ -163,18 +163,21 @@ def caption_parts(caption: str) -> tuple[str, dict[str, str]]:
     """Split a caption into shared text and per-panel parts keyed "A", "B", ...
 
     Understands "(A) ... (B) ...", "(A, B) ... (C) ...", "a, ... b, ...", "Fig. 1 a ... b ...",
-    "Left: ... Right: ...", and marks that close their clauses: "X-ray (A) and CT (B) of a
-    62-year-old" and "X-ray (left) and CT (right)" (each panel takes the text before its mark;
-    the whole caption is then the shared text). Returns (caption, {}) when it names no panels.
+    "Left: ... Right: ...", marks that close their clauses: "X-ray (A) and CT (B) of a
+    62-year-old" and "X-ray (left) and CT (right)" (each panel takes the text before its mark),
+    and one mark inside each clause: "Radiograph (A) shows X. CT (B) shows Y." (each panel takes
+    its clause); for these the whole caption is the shared text. Returns (caption, {}) when it
+    names no panels.
     """
     body = _body_start(caption)
     for finder in (_paren_marks, _letter_marks):
         marks = finder(caption, body)
         if len({letter for m in marks for letter in m[0]}) < 2:
             continue
-        trailing = _trailing_parts(caption, body, marks) if finder is _paren_marks else None
-        if trailing:
-            return caption, trailing
+        if finder is _paren_marks:
+            inside = _trailing_parts(caption, body, marks) or _clause_parts(caption, body, marks)
+            if inside:
+                return caption, inside
         parts: dict[str, str] = {}
         waiting: list[str] = []  # "(A) and (B) Chest radiographs": A shares B's text
         for k, (letters, _start, end) in enumerate(marks):
@@ -226,6 +229,28 @@ def _trailing_parts(caption: str, body: int, marks: list[Mark]) -> dict[str, str
     return dict(sorted(parts.items()))
 
 
+_CLAUSE_BREAK = re.compile(r"[.!?;]\s+|,\s+(?:and|while|whereas|but)\s+")
+
+
+def _clause_parts(caption: str, body: int, marks: list[Mark]) -> dict[str, str]:
+    """Parts when each mark sits inside its own clause, after its subject ("Chest radiograph
+    (A) shows X. Axial CT (B) shows Y."): each panel takes its clause without the mark."""
+    breaks = [m.end() for m in _CLAUSE_BREAK.finditer(caption, body)]
+    parts: dict[str, str] = {}
+    used: set[int] = set()
+    for letters, start, end in marks:
+        first = max([body] + [b for b in breaks if b <= start])
+        last = min([len(caption)] + [b for b in breaks if b > end])
+        after = caption[end:last].lstrip()
+        before = caption[first:start].strip()
+        if first in used or not re.search(r"[^\W\d_]{2}", before) or after[:1].isupper():
+            return {}
+        used.add(first)
+        text = f"{before} {after}".strip(" ,;.")
+        _add_part(parts, letters, re.sub(r",?\s+(?:and|while|whereas|but)$", "", text))
+    return dict(sorted(parts.items()))
+
+
 def _sequential(found: list[Mark]) -> list[Mark]:
     """Keep the run of marks A, B, C, ... in order; a group ("(A, B)", "(C–E)") continues the
     run from its first letter, and a mark may repeat the previous one ("(A) ... (A)")."""
@@ -255,10 +280,11 @@ def _paren_marks(caption: str, body: int) -> list[Mark]:
     found = [(_group_letters(m.group(1)), m.start(), m.end())
              for m in _PAREN_MARK.finditer(caption, body)]
     run = _sequential([f for f in found if f[0]])
-    if len(run) == 1 and found:  # "X-rays (a–c). … (a). … (b). … (c).": the group is an overview
-        rest = _sequential([f for f in found if f[0] and f[1] > run[0][1]])
-        if {letter for m in rest for letter in m[0]} == set(run[0][0]):
-            return rest
+    # Groups that only sum up ("Patient 1 (A, B) and patient 2 (C, D). (A) … (B) …") give
+    # way to single marks that name the same panels.
+    singles = _sequential([f for f in found if len(f[0]) == 1])
+    if {x for m in singles for x in m[0]} == {x for m in run for x in m[0]}:
+        return singles
     return run
 
 

@@ -38,6 +38,28 @@ def test_marks_closing_their_clauses_take_the_text_before_them(caption, parts):
     assert caption_parts(caption) == (caption, parts)
 
 
+@pytest.mark.parametrize(
+    ("caption", "parts"),
+    [
+        ("Figure 1. A 40-year-old woman. Chest radiograph (A) shows clear lungs. Axial CT (B) "
+         "shows ground-glass opacities in the right lower lobe.",
+         {"A": "Chest radiograph shows clear lungs",
+          "B": "Axial CT shows ground-glass opacities in the right lower lobe"}),
+        ("Figure 2. Chest radiograph(A)shows bilateral opacities, and CT(B)shows consolidation.",
+         {"A": "Chest radiograph shows bilateral opacities", "B": "CT shows consolidation"}),
+    ],
+)
+def test_one_mark_inside_each_clause_gives_the_panel_its_clause(caption, parts):
+    assert caption_parts(caption) == (caption, parts)
+
+
+def test_summary_groups_give_way_to_one_mark_per_panel():
+    caption = ("Figure 3. Patient 1 (A, B) and patient 2 (C, D). (A) Radiograph on day 2. (B) CT "
+               "on day 3. (C) Radiograph on day 1. (D) CT on day 7.")
+    assert caption_parts(caption)[1] == {"A": "Radiograph on day 2", "B": "CT on day 3",
+                                         "C": "Radiograph on day 1", "D": "CT on day 7"}
+
+
 def test_leading_marks_still_take_the_text_after_them():
     caption = "Figure 9. Chest radiograph (A) on day 1; (B) on day 4; (C) on day 9."
     assert caption_parts(caption)[1] == {"A": "on day 1", "B": "on day 4", "C": "on day 9"}
