@@ -85,7 +85,9 @@ def crawl_group() -> None:
 @click.option("--contact", metavar="EMAIL", help="Contact e-mail for the User-Agent "
               "(default: $CXRBANK_CONTACT).")
 @click.option("-s", "--set", "settings", multiple=True, metavar="NAME=VALUE",
-              help="Override a Scrapy or cxrbank setting (repeatable).")
+              help="Override a Scrapy or cxrbank setting (repeatable). Against the real "
+              "site only delays, concurrency, timeouts, retries, LOG_LEVEL and cxrbank settings, "
+              "never below the polite floors.")
 @root_option
 @json_option
 def radiopaedia_cmd(
