@@ -242,11 +242,12 @@ def extract_figures(
 
     start = time.monotonic()
     doc = open_pdf(data, problems)
-    try:
-        orient_pages(doc)
-        def check() -> None:
-            _check_time(start, time_limit)
 
+    def check() -> None:
+        _check_time(start, time_limit)
+
+    try:
+        orient_pages(doc, check)
         decor, placements = decorations(doc, check)
         figures: list[Figure] = []
         for page in doc:
@@ -265,7 +266,7 @@ def extract_figures(
         doc.close()
 
 
-def orient_pages(doc: Any) -> None:
+def orient_pages(doc: Any, check: Callable[[], None] | None = None) -> None:
     """Turn off /Rotate (in memory) on pages whose text reads upright without it.
 
     Landscape pages drawn sideways and turned by /Rotate are analysed as shown; a portrait
@@ -275,6 +276,8 @@ def orient_pages(doc: Any) -> None:
     for page in doc:
         if not page.rotation:
             continue
+        if check:
+            check()
         upright = sideways = 0
         for block in page.get_text("dict")["blocks"]:
             for line in block.get("lines", ()):

@@ -106,7 +106,9 @@ def figures_cmd(file: Path | None, jats_file: Path | None, out_dir: Path, debug:
     Writes each figure, or each panel of a multi-panel figure, as an image file (original
     embedded bytes when a figure is exactly one embedded image, otherwise lossless PNG) and
     DIR/figures.json: a list of {file, page, bbox, label, panel, caption, panel_caption,
-    width, height, method}; bbox is [x0, y0, x1, y1] in PDF points from the top-left.
+    width, height, method}; bbox is [x0, y0, x1, y1] in PDF points from the top-left of the
+    page as it reads upright (a /Rotate'd landscape page as displayed). A figure whose image
+    is damaged, and a PDF that had to be repaired, get one error line each (exit 1).
     Re-running into the same DIR first removes the files the previous figures.json lists
     (and its debug pages); a non-empty DIR without figures.json is refused.
     """
