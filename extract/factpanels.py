@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from extract.captions import caption_parts
 from extract.factrules import sentence_bounds
 
 # ---- patients and panels ---------------------------------------------------------------
@@ -56,6 +57,9 @@ def panel_subcaption(caption: str, panel: str) -> str:
     """The part of a figure caption about one panel ("(B) …" up to the next panel mark, or the
     sentence that ends in "(B)"); "" when the caption has no mark for it."""
     want = panel.strip().upper()[:1]
+    part = caption_parts(caption)[1].get(want)
+    if part:  # the figure extractor's reading ("X-ray (A) and CT (B) of …", "Fig. 1 a …")
+        return part
     marks = list(_PANEL_MARK_RE.finditer(caption))
     # A mark of this panel alone ("(B)") before a group that includes it ("(A, B)").
     order = sorted(range(len(marks)), key=lambda i: len(_panel_letters(

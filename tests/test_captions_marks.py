@@ -150,3 +150,11 @@ def test_non_bold_fig_label_with_bare_letter_marks_is_found_and_split():
     assert [(f.label, f.panel, f.panel_caption) for f in figures] == [
         ("Figure 1", "A", "Chest radiograph shows bilateral opacities"),
         ("Figure 1", "B", "Axial CT shows ground-glass opacities")]
+
+
+def test_panel_facts_read_the_same_parts_as_the_figure_extractor():
+    from extract.facts import facts_for_panel
+
+    a, b = (facts_for_panel(TRAILING, letter) for letter in "AB")
+    assert (a.modality, a.view, b.modality, b.view) == ("X-ray", "PA", "CT", "Axial")
+    assert (a.age, b.age, a.offset) == (62, 62, 4)
