@@ -158,3 +158,14 @@ def test_panel_facts_read_the_same_parts_as_the_figure_extractor():
     a, b = (facts_for_panel(TRAILING, letter) for letter in "AB")
     assert (a.modality, a.view, b.modality, b.view) == ("X-ray", "PA", "CT", "Axial")
     assert (a.age, b.age, a.offset) == (62, 62, 4)
+
+
+def test_marks_in_the_caption_do_not_cut_a_single_picture():
+    from tests.fixtures.casereport import radiograph_array
+
+    doc = pymupdf.open()
+    page = doc.new_page()
+    page.insert_image(pymupdf.Rect(72, 72, 300, 300), stream=encode(radiograph_array(4), "PNG"))
+    page.insert_textbox(pymupdf.Rect(72, 306, 540, 350), TRAILING, fontsize=8, fontname="helv")
+    (figure,) = extract_figures(doc.tobytes())
+    assert (figure.label, figure.panel, figure.caption) == ("Figure 1", None, TRAILING)
