@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import re
 from typing import Any
 
@@ -296,7 +297,7 @@ def _letter_marks(caption: str, body: int) -> list[Mark]:
         letter, punct = m.group(1), m.group(2)
         if not punct and letter.isupper():
             continue
-        before = caption[: m.start()]
+        before = caption[max(0, m.start() - 12) : m.start()]
         opens = m.start() == body or re.search(r"(?<!\b[^\W\d])[.;:]\s+$", before) is not None
         if opens:
             found.append(((letter.upper(),), m.start(), m.end()))
@@ -339,9 +340,12 @@ def _side_parts(caption: str) -> dict[str, str]:
         found.append((m.group(1).lower(), m.start(), text))
         clause_start = m.end()
     colon = list(_SIDE_COLON.finditer(body))
+    paren_starts = [s for _, s, _ in found]  # in order
     for k, m in enumerate(colon):
         stop = colon[k + 1].start() if k + 1 < len(colon) else len(body)
-        stop = min([stop] + [s for _, s, _ in found if s > m.end()])
+        later = bisect.bisect_right(paren_starts, m.end())
+        if later < len(paren_starts):
+            stop = min(stop, paren_starts[later])
         found.append((m.group(1).lower(), m.start(), body[m.end() : stop].strip(" ;,.")))
     found.sort(key=lambda f: f[1])
     sides = sorted({_side_key(f[0]) for f in found})

@@ -169,3 +169,13 @@ def test_marks_in_the_caption_do_not_cut_a_single_picture():
     page.insert_textbox(pymupdf.Rect(72, 306, 540, 350), TRAILING, fontsize=8, fontname="helv")
     (figure,) = extract_figures(doc.tobytes())
     assert (figure.label, figure.panel, figure.caption) == ("Figure 1", None, TRAILING)
+
+
+def test_a_very_long_caption_is_read_in_linear_time():
+    import time
+
+    start = time.monotonic()
+    for caption in ("Figure 1. " + "Left: x (right). " * 10000,
+                    "Figure 1. " + "It is a b c. a X (A) and (B), " * 10000):
+        caption_parts(caption)
+    assert time.monotonic() - start < 2.0
