@@ -298,8 +298,9 @@ def _vector_clusters(page: Any, check: Callable[[], None]) -> list[Any]:
     check()
     if not drawings or len(drawings) > MAX_DRAWINGS:
         return []  # clustering is quadratic-ish: too many paths would outlast the time limit
-    rects = page.cluster_drawings(drawings=drawings, x_tolerance=4, y_tolerance=4)
-    return [rect * page.rotation_matrix for rect in rects] if page.rotation else rects
+    if page.rotation:  # drawings come unrotated; clustering clips them to the shown page
+        drawings = [{**d, "rect": d["rect"] * page.rotation_matrix} for d in drawings]
+    return page.cluster_drawings(drawings=drawings, x_tolerance=4, y_tolerance=4)
 
 
 def overlap_share(a: BBox, b: BBox) -> float:

@@ -73,3 +73,27 @@ def test_debug_page_of_a_landscape_page_draws_the_boxes_where_the_figures_are():
     for fig in figures:
         x0, y0, x1, _y1 = (round(v) for v in fig.bbox)
         assert red[y0 - 2:y0 + 3, x0 + 40:x1 - 20].any(axis=0).mean() > 0.9  # its top edge
+
+
+def _chart_page(rotation: int) -> bytes:
+    doc = pymupdf.open()
+    page = doc.new_page()
+    page.set_rotation(rotation)
+    back = page.derotation_matrix
+    for k in range(10):
+        page.draw_line(pymupdf.Point(100 + k * 20, 100) * back,
+                       pymupdf.Point(110 + k * 20, 300) * back, width=2)
+    page.draw_rect(pymupdf.Rect(90, 90, 320, 310) * back, width=1)
+    page.insert_textbox(pymupdf.Rect(90, 320, 700, 360) * back,
+                        "Figure 1. A chart of the viral load over time.", fontsize=9,
+                        rotate=rotation)
+    return doc.tobytes()
+
+
+def test_vector_chart_on_a_landscape_page_is_found_and_rendered_as_on_a_plain_page():
+    (plain,) = extract_figures(_chart_page(0))
+    for rotation in (90, 270):
+        (turned,) = extract_figures(_chart_page(rotation))
+        assert turned.label == "Figure 1" and np.allclose(turned.bbox, plain.bbox, atol=1)
+        size = (plain.width, plain.height)
+        assert np.abs(_grey(turned.image, size) - _grey(plain.image, size)).mean() < 3
