@@ -4,6 +4,9 @@ next run; only definitive answers are stored as final."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 from crawler import resolve
 from crawler.state import previous_outcome
@@ -149,10 +152,13 @@ def test_a_malformed_crossref_record_does_not_fail_the_doi(scholarly, tmp_path):
     scholarly.add_file("/pdf/o.pdf", sw.case_pdf(12))
     scholarly.add_crossref(doi, json.dumps(
         {"status": "ok", "message": {"title": ["T"], "license": [None], "link": ["x", 3]}}).encode())
-    code, paper, err = ingest(doi, tmp_path / "c")
-    assert code == 0, err
+    done = subprocess.run(  # a real process: its stderr is what a user sees
+        [sys.executable, "-m", "cxrbank", "ingest", "--doi", doi, "--root", str(tmp_path / "c"),
+         "--json"], capture_output=True, text=True, env=os.environ.copy(), timeout=120)
+    assert done.returncode == 0, done.stderr
+    paper = json.loads(done.stdout)["papers"][0]
     assert (paper["outcome"], paper["added"]) == ("added", 2)
-    assert "Traceback" not in err
+    assert done.stderr.splitlines() == [f"{doi}: added 2"]
 
 
 def test_parsers_skip_entries_that_are_not_objects():
