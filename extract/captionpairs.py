@@ -109,7 +109,7 @@ def _one_caption_each(
     if len(held) == len(figure_caps) or all(len(v) < 2 for v in held.values()):
         return result
     units = sorted(free.union(*held.values()))
-    if len(units) * len(figure_caps) > 2500:
+    if len(units) * len(figure_caps) > 20000:
         return result
     cost: list[list[float | None]] = []
     for unit in units:
@@ -135,33 +135,29 @@ def _one_caption_each(
 def _min_cost_matching(cost: list[list[float | None]]) -> dict[int, int]:
     """Row -> column pairs: the most pairs (None = no edge), then the least total cost."""
     rows, cols = len(cost), len(cost[0]) if cost else 0
-    size = max(rows, cols)
-    big = 1e6
-    matrix = [
-        [
-            big if r >= rows or c >= cols or cost[r][c] is None else float(cost[r][c])
-            for c in range(size)
-        ]
-        for r in range(size)
-    ]
-    # Hungarian algorithm (potentials u, v; p[col] = row matched to col, 1-based).
+    if rows > cols:
+        flipped = _min_cost_matching([[cost[r][c] for r in range(rows)] for c in range(cols)])
+        return {r: c for c, r in flipped.items()}
+    big = 1e6  # a missing edge: more than any set of real pairs costs
+    matrix = [[big if d is None else float(d) for d in row] for row in cost]
+    # Hungarian algorithm for rows <= cols, O(rows^2 cols): potentials u, v; p[col] = its row.
     inf = float("inf")
-    u, v = [0.0] * (size + 1), [0.0] * (size + 1)
-    p, way = [0] * (size + 1), [0] * (size + 1)
-    for r in range(1, size + 1):
+    u, v = [0.0] * (rows + 1), [0.0] * (cols + 1)
+    p, way = [0] * (cols + 1), [0] * (cols + 1)
+    for r in range(1, rows + 1):
         p[0], j0 = r, 0
-        minv, used = [inf] * (size + 1), [False] * (size + 1)
+        minv, used = [inf] * (cols + 1), [False] * (cols + 1)
         while True:
             used[j0] = True
             i0, delta, j1 = p[j0], inf, 0
-            for j in range(1, size + 1):
+            for j in range(1, cols + 1):
                 if not used[j]:
                     cur = matrix[i0 - 1][j - 1] - u[i0] - v[j]
                     if cur < minv[j]:
                         minv[j], way[j] = cur, j0
                     if minv[j] < delta:
                         delta, j1 = minv[j], j
-            for j in range(size + 1):
+            for j in range(cols + 1):
                 if used[j]:
                     u[p[j]] += delta
                     v[j] -= delta
@@ -174,11 +170,7 @@ def _min_cost_matching(cost: list[list[float | None]]) -> dict[int, int]:
             j1 = way[j0]
             p[j0] = p[j1]
             j0 = j1
-    return {
-        p[c] - 1: c - 1
-        for c in range(1, size + 1)
-        if p[c] and p[c] - 1 < rows and c - 1 < cols and cost[p[c] - 1][c - 1] is not None
-    }
+    return {p[c] - 1: c - 1 for c in range(1, cols + 1) if p[c] and cost[p[c] - 1][c - 1] is not None}
 
 
 def _adopt_row_captions(

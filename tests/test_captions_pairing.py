@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import io
+import itertools
+import random
 
 import numpy as np
 import pymupdf
 from PIL import Image
 
-from extract.captionpairs import pair_captions
+from extract.captionpairs import _min_cost_matching, pair_captions
 from extract.pdf import extract_figures
 from extract.records import Caption, Region
 
@@ -66,3 +68,29 @@ def test_pdf_with_captions_above_figures_keeps_both_captions():
     figures = extract_figures(doc.tobytes())
     assert [(f.label, f.caption) for f in figures] == [
         ("Figure 1", f"Figure 1. {texts[0]}"), ("Figure 2", f"Figure 2. {texts[1]}")]
+
+
+def _best(cost):
+    """(pairs, total) of the best matching by brute force: most pairs, then least cost."""
+    rows, cols = len(cost), len(cost[0])
+    for k in range(min(rows, cols), 0, -1):
+        totals = [
+            sum(cost[r][c] for r, c in zip(rs, cs, strict=True))
+            for rs in itertools.combinations(range(rows), k)
+            for cs in itertools.permutations(range(cols), k)
+            if all(cost[r][c] is not None for r, c in zip(rs, cs, strict=True))
+        ]
+        if totals:
+            return k, min(totals)
+    return 0, 0
+
+
+def test_matching_pairs_the_most_captions_at_the_least_distance():
+    rng = random.Random(7)
+    for _ in range(200):
+        rows, cols = rng.randint(1, 4), rng.randint(1, 4)
+        cost = [[None if rng.random() < 0.4 else rng.randint(0, 100) for _ in range(cols)]
+                for _ in range(rows)]
+        got = _min_cost_matching(cost)
+        assert len(set(got.values())) == len(got)
+        assert (len(got), sum(cost[r][c] for r, c in got.items())) == _best(cost)
