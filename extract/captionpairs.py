@@ -111,9 +111,12 @@ def _one_caption_each(
     units = sorted(free.union(*held.values()))
     if len(units) * len(figure_caps) > 20000:
         return result
+    members_of: dict[BBox, list[BBox]] = {}
+    for region, cluster in zip(regions, clusters, strict=True):
+        members_of.setdefault(cluster, []).append(region.bbox)
     cost: list[list[float | None]] = []
     for unit in units:
-        members = [r.bbox for r, c in zip(regions, clusters, strict=True) if c == unit]
+        members = members_of[unit]
         row: list[float | None] = []
         for j in figure_caps:
             others = [c.bbox for k, c in enumerate(captions) if k != j]
@@ -125,11 +128,8 @@ def _one_caption_each(
     matched = _min_cost_matching(cost)
     if len(matched) <= len(held):
         return result
-    out = list(result)
-    for i in range(len(regions)):
-        if clusters[i] in units and (n := units.index(clusters[i])) in matched:
-            out[i] = figure_caps[matched[n]]
-    return out
+    caption_of = {units[n]: figure_caps[j] for n, j in matched.items()}
+    return [caption_of.get(cluster, k) for cluster, k in zip(clusters, result, strict=True)]
 
 
 def _min_cost_matching(cost: list[list[float | None]]) -> dict[int, int]:
