@@ -256,7 +256,7 @@ def extract_figures(
                 check()
                 try:
                     figures.extend(figures_for_group(doc, page, group, caption, split_panels,
-                                                     check))
+                                                     check, problems))
                 except FigureError as exc:
                     if problems is not None:
                         name = caption.label if caption else "an uncaptioned image"

@@ -267,11 +267,13 @@ def _reading_order(regions: list[Region]) -> list[Region]:
 
 def figures_for_group(
     doc: Any, page: Any, regions: list[Region], caption: Caption | None, split: bool,
-    check: Callable[[], None] | None = None,
+    check: Callable[[], None] | None = None, problems: list[str] | None = None,
 ) -> list[Figure]:
     """Figure records for one captioned group of regions: panels when split, else the whole.
 
-    `check` is called before each region is rendered (it raises past the time limit).
+    `check` is called before each region is rendered (it raises past the time limit). A
+    panel whose image is damaged is left out with a line in `problems` (its letter is not
+    given to another); a whole figure that is damaged raises FigureError.
     """
     label = caption.label if caption else None
     text = caption.text if caption else ""
@@ -296,7 +298,14 @@ def figures_for_group(
         ):
             if check:
                 check()
-            data, ext, method, w, h = _region_image(doc, page, region)
+            try:
+                data, ext, method, w, h = _region_image(doc, page, region)
+            except FigureError as exc:
+                if problems is None:
+                    raise
+                problems.append(f"page {page_no}, {label or 'an uncaptioned image'} panel "
+                                f"{letter}: {exc}; left out")
+                continue
             out.append(Figure(page_no, region.bbox, label, letter, text, part, data, w, h,
                               method, ext))
         return out

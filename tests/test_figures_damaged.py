@@ -98,3 +98,20 @@ def test_figures_cli_repaired_pdf_is_one_error_line_and_exit_1(tmp_path):
     assert (tmp_path / "a" / "figures.json").is_file()
     code, _out, err = run("figures", str(tmp_path / "padded.pdf"), "--out", str(tmp_path / "b"))
     assert code == 0 and "Error" not in err
+
+
+def test_damaged_panel_of_a_figure_of_separate_images_leaves_the_other_panel():
+    doc = pymupdf.open()
+    page = doc.new_page()
+    page.insert_image(pymupdf.Rect(72, 72, 300, 300), stream=encode(radiograph_array(1)))
+    xref = page.insert_image(pymupdf.Rect(320, 72, 548, 300), stream=encode(radiograph_array(2)))
+    doc.update_stream(xref, encode(radiograph_array(3))[:500], new=True, compress=False)
+    doc.xref_set_key(xref, "Filter", "/DCTDecode")
+    page.insert_textbox(pymupdf.Rect(72, 306, 540, 340),
+                        "Figure 1. (A) Chest radiograph. (B) Chest radiograph on day 3.",
+                        fontsize=8)
+    problems: list[str] = []
+    figures = extract_figures(doc.tobytes(), problems=problems)
+    assert [(f.label, f.panel) for f in figures] == [("Figure 1", "A")]
+    assert len(problems) == 1
+    assert problems[0].startswith("page 1, Figure 1 panel B: embedded image is damaged")
