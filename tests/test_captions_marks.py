@@ -179,3 +179,29 @@ def test_a_very_long_caption_is_read_in_linear_time():
                     "Figure 1. " + "It is a b c. a X (A) and (B), " * 10000):
         caption_parts(caption)
     assert time.monotonic() - start < 2.0
+
+
+def test_grouped_trailing_marks_split_a_three_panel_figure():
+    caption = "Figure 2. Radiographs (A, B) and CT (C) of a 45-year-old man."
+    arr, _ = composite_array(5, (1, 3))
+    doc = pymupdf.open()
+    page = doc.new_page()
+    page.insert_image(pymupdf.Rect(72, 72, 540, 230), stream=encode(arr, "PNG"))
+    page.insert_textbox(pymupdf.Rect(72, 236, 540, 280), caption, fontsize=8, fontname="helv")
+    figures = extract_figures(doc.tobytes())
+    assert [(f.panel, f.panel_caption) for f in figures] == [
+        ("A", "Radiographs"), ("B", "Radiographs"), ("C", "CT")]
+
+
+def test_bold_label_run_then_bare_letter_marks_split():
+    arr, _ = composite_array(6, (1, 2))
+    doc = pymupdf.open()
+    page = doc.new_page()
+    page.insert_image(pymupdf.Rect(72, 72, 540, 300), stream=encode(arr, "PNG"))
+    page.insert_text((72, 315), "Fig. 1", fontname="hebo", fontsize=8)
+    page.insert_text((98, 315), "a Chest radiograph on admission. b Axial CT on day 3",
+                     fontname="helv", fontsize=8)
+    figures = extract_figures(doc.tobytes())
+    assert [(f.label, f.panel, f.panel_caption) for f in figures] == [
+        ("Figure 1", "A", "Chest radiograph on admission"),
+        ("Figure 1", "B", "Axial CT on day 3")]
