@@ -27,6 +27,12 @@ CHALLENGE_MARKERS = (
     "captcha", "cf-challenge", "challenge-platform", "cf-chl", "just a moment...",
     "verify you are human", "attention required!", "are you a robot",
 )
+# Markers that make a 200 page a challenge. Weaker ones do not: Cloudflare injects its
+# /cdn-cgi/challenge-platform/ script into ordinary pages, and pages embed reCAPTCHA in forms.
+CHALLENGE_MARKERS_200 = (
+    "just a moment...", "cf-chl", "verify you are human", "are you a robot",
+    "attention required!",
+)
 
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -162,8 +168,10 @@ def terms_accepted(base_url: str, accepted: bool) -> bool:
 def is_challenge(status: int, body: str) -> bool:
     """True for an anti-bot challenge or captcha page (never to be evaded)."""
     head = body[:20000].casefold()
+    if 200 <= status < 300:
+        return any(marker in head for marker in CHALLENGE_MARKERS_200)
     if any(marker in head for marker in CHALLENGE_MARKERS):
-        return status in (200, 403, 429, 503) or "captcha" in head
+        return status in (403, 429, 503) or "captcha" in head
     return False
 
 

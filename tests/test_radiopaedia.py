@@ -221,6 +221,15 @@ def test_small_parsers():
     assert not is_challenge(200, "<html>COVID-19 pneumonia</html>")
 
 
+def test_ordinary_pages_with_cloudflare_scripts_or_recaptcha_are_not_challenges():
+    page = ('<html><head><title>COVID-19 pneumonia | Radiology Case | Radiopaedia.org</title>'
+            '<script src="/cdn-cgi/challenge-platform/scripts/jsd/main.js"></script></head>'
+            '<body><form class="g-recaptcha">Sign up</form>case text</body></html>')
+    assert not is_challenge(200, page)
+    assert is_challenge(200, "<html><title>Just a moment...</title></html>")
+    assert is_challenge(503, page)  # the same markers on an error status are a challenge
+
+
 def test_real_site_settings_keep_polite_floors():
     settings = spider_settings("me@example.org", True, {"DOWNLOAD_DELAY": 0,
                                                       "CONCURRENT_REQUESTS_PER_DOMAIN": 8})

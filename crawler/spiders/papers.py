@@ -88,12 +88,6 @@ def merge_unreachable(errors: list[str]) -> str:
     return "; ".join(merged + others)
 
 
-# Markers of a challenge page served with 200; "captcha" alone is not one (publishers' landing
-# pages often embed a reCAPTCHA for comment forms).
-_CHALLENGE_200 = ("just a moment...", "cf-chl", "verify you are human", "are you a robot",
-                  "attention required!")
-
-
 def is_challenge_page(response: scrapy.http.Response) -> bool:
     """An anti-bot challenge or captcha page (HTML) instead of the answer: never evaded."""
     if response.status in DEFINITIVE_STATUSES or not response.body:
@@ -102,10 +96,7 @@ def is_challenge_page(response: scrapy.http.Response) -> bool:
     content_type = response.headers.get(b"Content-Type", b"").decode("latin-1").lower()
     if "html" not in content_type and not head.startswith((b"<!doctype html", b"<html")):
         return False
-    text = response.body[:20000].decode("utf-8", "replace")
-    if 200 <= response.status < 300:
-        return any(marker in text.casefold() for marker in _CHALLENGE_200)
-    return is_challenge(response.status, text)
+    return is_challenge(response.status, response.body[:20000].decode("utf-8", "replace"))
 
 
 @dataclass
