@@ -111,3 +111,9 @@ def test_panel_letter_between_two_gutters_joins_its_panel():
     arr[5:25, 216:224] = 0  # a letter "B" printed in the gutter, 6 px left of panel B
     panels = split_panels(arr, "Figure 1. (A) X-ray. (B) CT.")
     assert [p.box for p in panels] == [boxes[0], (216, 0, boxes[1][2], 200)]
+
+
+def test_rgb_figures_split_like_their_grey_version():
+    arr, boxes = composite_array(2, (2, 2))
+    rgb = np.stack([arr, arr, arr], axis=2)
+    assert [p.box for p in split_panels(rgb, FOUR)] == boxes
