@@ -13,7 +13,7 @@ from crawler.paper_rows import (
     file_key,
     jats_figure_hrefs,
     read_jats,
-    sniff_document,
+    read_pdf,
 )
 from crawler.pipelines import store_panels
 from crawler.resolve import normalize_doi, normalize_license
@@ -123,26 +123,11 @@ def ingest_file(root: Path, path: Path, kind: str, doi: str | None, force: bool,
     return outcome
 
 
-def _read_pdf(data: bytes, lost: list[str]) -> tuple[list[Any], str]:
-    """read_pdf, with a line in `lost` for each figure left out (a damaged embedded image)
-    and for a damaged PDF that had to be repaired."""
-    from extract.pdf import PdfError, extract_figures, page_texts
-
-    if sniff_document(data) != "pdf":
-        raise DocumentError("not a PDF file")
-    try:
-        figures = extract_figures(data, split_panels=True, time_limit=60, problems=lost)
-        text = "\n".join(page_texts(data, time_limit=60))
-    except PdfError as exc:
-        raise DocumentError(str(exc)) from None
-    return figures, text
-
-
 def _read(path: Path, data: bytes, kind: str, paper: Paper) -> tuple[list[Any], str, list[str]]:
     """The document's figures, its text and the lines for figure files that could not be read."""
     if kind == "pdf":
         lost: list[str] = []
-        figures, text = _read_pdf(data, lost)
+        figures, text = read_pdf(data, lost)
         doi, license_ = pdf_hints(data)
         paper.doi = paper.doi or doi
         paper.license = license_

@@ -81,17 +81,19 @@ def sniff_document(data: bytes) -> str:
     return "unknown"
 
 
-def read_pdf(data: bytes) -> tuple[list[Any], str]:
-    """Figures (panels split) and the whole text of a PDF; DocumentError when unreadable."""
+def read_pdf(data: bytes, problems: list[str] | None = None) -> tuple[list[Any], str]:
+    """Figures (panels split) and the whole text of a PDF; DocumentError when unreadable. A line
+    goes to `problems` for each figure left out (a damaged embedded image) and for a damaged
+    PDF that MuPDF had to repair."""
     from extract.pdf import PdfError, extract_figures, page_texts
 
     if sniff_document(data) != "pdf":
         raise DocumentError("not a PDF file")
     try:
-        figures = extract_figures(data, split_panels=True, time_limit=60)
-        text = "\n".join(page_texts(data))
+        figures = extract_figures(data, split_panels=True, time_limit=60, problems=problems)
+        text = "\n".join(page_texts(data, time_limit=60))
     except PdfError as exc:
-        raise DocumentError(f"unreadable PDF: {exc}") from None
+        raise DocumentError(str(exc)) from None
     return figures, text
 
 

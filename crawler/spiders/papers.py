@@ -259,6 +259,10 @@ class PapersSpider(scrapy.Spider):
             attempt.broken = attempt.broken or exc.broken
             return None
         kind = sniff_document(response.body)
+        if not response.body.strip():  # seen from bioRxiv/medRxiv: a passing failure
+            attempt.reasons.append(f"{candidate.source}: {candidate.url[:200]} served an empty body")
+            attempt.broken = True
+            return None
         if kind not in ("pdf", "jats"):
             if kind == "html":
                 pdf_url = resolve.citation_pdf_url(response.body, response.url)
@@ -286,13 +290,16 @@ class PapersSpider(scrapy.Spider):
             else:
                 article, images = None, {}
 
+            problems: list[str] = []
+
             def extract() -> PaperPanels:
                 clock = (time.perf_counter(), time.process_time())
                 if kind == "pdf":
-                    figures, text = read_pdf(response.body)
+                    figures, text = read_pdf(response.body, problems)
                 else:
                     figures, text = read_jats(article, images)
                 panels = chest_panels(paper, figures, text)
+                panels.notes.extend(problems)
                 if kind == "jats":
                     lost = len(unreadable_graphics(article, images))
                     if lost:
