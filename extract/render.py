@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from extract.captions import caption_parts
-from extract.panels import letter_regions, split_panels
+from extract.panels import MAX_PANELS, letter_regions, split_panels
 from extract.records import BBox, Caption, Figure, Region
 
 MAX_RENDER_PIXELS = 40_000_000
@@ -279,7 +279,7 @@ def figures_for_group(
     text = caption.text if caption else ""
     page_no = page.number + 1
     regions = _reading_order(regions)
-    if len(regions) > 1 and not split:
+    if len(regions) > 1 and (not split or len(regions) > MAX_PANELS):
         union = Region(
             (
                 min(r.bbox[0] for r in regions),

@@ -48,3 +48,12 @@ def test_image_stored_as_strips_stacked_or_side_by_side_is_one_figure():
                      for k, col in enumerate(columns)], "Figure 1. Chest radiograph.")
     (figure,) = extract_figures(in_a_row)
     assert figure.method == "merged" and np.allclose(figure.bbox, (100, 100, 340, 340), atol=1)
+
+
+def test_more_than_26_separate_pieces_under_one_caption_stay_one_figure():
+    tile = encode(radiograph_array(6, (64, 64)), "PNG")
+    placements = [((72 + 60 * (k % 6), 72 + 60 * (k // 6), 122 + 60 * (k % 6),
+                    122 + 60 * (k // 6)), tile) for k in range(30)]
+    data = _pdf(placements, "Figure 1. (A) Thirty chest radiographs, (B) one per day.")
+    figures = extract_figures(data)
+    assert len(figures) == 1 and figures[0].panel in (None, "")
