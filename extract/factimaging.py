@@ -23,8 +23,12 @@ _XRAY_RE = re.compile(r"\b(?:x[- ]?rays?|xrays?|(?<=chest )xays?|radiograph\w*|C
                       r"chest films?|plain[- ]films?|roentgenogra\w*|frontal films?|"
                       r"(?-i:RX)(?=[^.;]{0,80}?\b(?:opacit|consolidat|thicken|infiltrat|lungs?\b|"
                       r"pleur|interstit|thora|chest|torace|hil))|(?<=chest )rx)\b", re.IGNORECASE)
-_CT_RE = re.compile(r"(?<![\w-])(?:CT|HRCT|MDCT|CTA|CTPA|MSCT)(?![\w])|\bcomputed[- ]tomograph\w*"
-                    r"|\btomodensitometr\w*")
+# "TC": the Italian abbreviation (SIRM cases: "TC torace", "TC: bilateral GGO"), upper case and
+# followed by chest words; "angio-CT" is a CT.
+_CT_RE = re.compile(r"(?:(?<![\w-])|(?<=angio-))(?:CT|HRCT|MDCT|CTA|CTPA|MSCT)(?![\w])"
+                    r"|(?i:\bcomput(?:ed|eri[sz]ed)[- ]tomograph\w*|\btomodensitometr\w*)"
+                    r"|(?<![\w-])TC(?=\s*:|\s+(?:\w+\s+){0,3}(?:torace|chest|thora|lung|polmon"
+                    r"|ground|GGO))")
 
 
 _NOT_THIS_STUDY_BEFORE = re.compile(
@@ -77,6 +81,7 @@ _VIEW_RE = re.compile(
     r"(?P<pa>\bpostero-?\s?anterior\b|\bposterior-anterior\b|(?-i:(?<![\w-])PA(?![\w-])))"
     r"|(?P<ap>\bantero-?\s?posterior\b|\banterior-posterior\b|(?-i:(?<![\w-])AP(?![\w-])))"
     r"|(?P<l>\blateral(?=\s+(?:chest\s+)?(?:radiograph|x-?ray|cxr|view|film|projection|image))"
+    r"|\blatero-?lateral\b|(?-i:(?<![\w-])LL(?![\w-]))"
     r"|\b(?:left|right)\s+lateral\b(?=\s+(?:chest|view|radiograph|x-?ray|film)))"
     r"|(?P<portable>\b(?:portable|bedside|mobile)\s+(?:\w+\s+)?(?:chest\s+)?"
     r"(?:radiograph|x-?ray|cxr|film))"
@@ -102,10 +107,12 @@ def _views(text: str, modality: str | None):
     """Every (view, span) the text states."""
     for m in _VIEW_RE.finditer(text):
         kind = m.lastgroup
-        if kind in ("pa", "ap") and len(m.group(0)) == 2:
+        if (kind in ("pa", "ap") and len(m.group(0)) == 2) or m.group(0) == "LL":
             near = text[max(0, m.start() - 30):m.end() + 30]
             if not re.search(_IMAGING_NEAR, near, re.IGNORECASE):
                 continue
+            if re.match(r"\s*[:=]?\s*\d{2,3}\s*/\s*\d{2,3}", text[m.end():]):
+                continue  # "PA: 90/60" is a blood pressure (pressione arteriosa)
         if kind in ("axial", "coronal"):
             if modality == "X-ray" or not (modality == "CT" or _CT_RE.search(sentence_of(text, m.start()))):
                 continue

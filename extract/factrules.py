@@ -69,18 +69,22 @@ _AGE_PATTERNS = (
     r"\(\s*(?-i:[MF])\s*,\s*(\d{1,3})\s*\)",  # "(F, 45)"
     r"\(\s*(\d{1,3})\s*,\s*(?-i:[MF])\s*\)",  # "(45, F)"
     # "(male, 52)", "Patient, female, 73 years."
-    r"\b(?:male|female|man|woman|boy|girl|gentleman|lady)\s*,\s*(\d{1,3})\s*"
+    r"\b(?:male|female|man|woman|boy|girl|gentleman|lady)(?:\s+patient)?\s*,\s*(\d{1,3})\s*"
     r"(?:(?:years?|yrs?|y\.?o\.?|y/o)(?=\s*[).;,]|\s*$)|(?=\)))",
 )
 _AGE_RE = re.compile("|".join(f"(?:{p})" for p in _AGE_PATTERNS), re.IGNORECASE)
 _MONTHS_RE = re.compile(rf"(?<![\d.])({NUMBER})[- ]months?[- ]old\b", re.IGNORECASE)
+# "smoker (for 30 years)", "diabetes for 15 years,", "(transplanted 8 years)": a duration.
+_DURATION_BEFORE = re.compile(r"\b(?:for|since|over|past|last|during|transplanted|smok\w*|"
+                              r"living|lived|worked|working)\W+(?:\w+\W+)?$", re.IGNORECASE)
 _PAST_AGE = re.compile(r"\bat\s+(?:the\s+)?age\s+(?:of\s+)?$", re.IGNORECASE)
 _RANGE_AFTER = re.compile(r"\s*(?:-|–|to)\s*\d")  # "aged 30-70": a range, not an age
 _POPULATION_RE = re.compile(r"\b(?:mean|median|average|range|aged between|ages?\s+of)\s*$",
                             re.IGNORECASE)
 
 
-_FALLS_ILL = (r"(?:presented|was admitted|was hospitali[sz]ed|developed|complained|became ill|"
+_FALLS_ILL = (r"(?:presented|(?:was|were) admitted|(?:was|were) hospitali[sz]ed|developed|"
+              r"complained|became ill|"
               r"fell ill|tested positive|was diagnosed|had (?:a )?fever)")
 
 
@@ -127,6 +131,9 @@ def find_age(text: str) -> Found:
             continue
         if _is_relative_age(text, m.start(), m.end()):
             continue
+        if not re.search(r"\bold\b|\bage", m.group(0), re.IGNORECASE) and \
+                _DURATION_BEFORE.search(text[max(0, m.start() - 25):m.start()]):
+            continue  # "N years" without "old" after "for", "since", "smoker": a duration
         if _POPULATION_RE.search(text[max(0, m.start() - 20):m.start()]) or \
                 _RANGE_AFTER.match(text, m.end()):
             continue
@@ -249,12 +256,22 @@ _UNCERTAIN_BEFORE = re.compile(
     r"may (?:represent|reflect|indicate|be due to)|might|could (?:represent|be)|question\w*|"
     r"tests? for|testing for|screen\w* for|consider\w*|compatible with|mimic\w*|versus|vs|"
     r"or|history of|previous|prior|past|treated for|recovered from|vaccin\w*|risk of|"
-    r"exposure to|exposed to|contact with|epidemiolog\w*|area|region|outbreak|pandemic|during|"
-    r"era|unlike|such as|like|including)\s+(?:\S+\s+){0,3}$", re.IGNORECASE)
+    r"exposure to|exposed to|contact with|contact of|epidemiolog\w*|area|region|outbreak|"
+    r"pandemic|during|era|unlike|such as|like|including|died of|dead of|deceased of)"
+    r"\s+(?:\S+\s+){0,3}$", re.IGNORECASE)
 _CONTEXT_AFTER = re.compile(
     r"^\s*(?:pandemic|outbreak|epidemic|era|crisis|patients|cases|contacts?|wards?|units?|"
     r"area|region|vaccin\w*|tests?|testing|screening|suspects?|isolation|period|season|"
-    r"guidelines?|protocols?|restrictions?)\b", re.IGNORECASE)
+    r"guidelines?|protocols?|restrictions?|syndrome|like)\b", re.IGNORECASE)
+# "flu syndrome", "influenza like illness", "flu symptoms": symptoms, not a diagnosis.
+_FLU_LIKE_AFTER = re.compile(r"^\s*(?:illness|symptoms?)\b", re.IGNORECASE)
+# Past and vaccine mentions never combine with a later unnamed positive test ("previous
+# pulmonary TB … swab positive" is not tuberculosis).
+_PAST_BEFORE = re.compile(r"\b(?:history of|previous|prior|past|treated for|recovered from|"
+                          r"vaccin\w*(?: against| for)?)\s+(?:\S+\s+){0,3}$", re.IGNORECASE)
+# A bacterium named for an infection outside the lungs is not the image's finding.
+_OTHER_SITE_AFTER = re.compile(r"^\s*(?:bacter[a]?emia|sepsis|urinary|UTI|meningitis|"
+                               r"endocarditis|bloodstream|liver abscess)\b", re.IGNORECASE)
 # "Tuberculosis is an important mimic", "Lipoid pneumonia is a rare condition".
 _GENERAL_AFTER = re.compile(
     r"^\s*(?:pneumonia\s+)?(?:is|are)\s+(?:an?\s+|the\s+)?(?:\w+\s+){0,2}(?:mimic|differential|"
@@ -288,8 +305,16 @@ def _mention_state(text: str, m: re.Match[str], next_start: int) -> str:
     after = text[m.end():min(end, next_start, m.end() + 60)]
     if re.search(r"\bdifferential\b", before, re.IGNORECASE):
         return "unsure"  # "differential diagnosis: COVID-19, influenza …" is not a diagnosis
-    if (_POSITIVE_NEAR.search(before) and not re.search(r"\b(?:no|not|without)\b", before, re.I)) \
-            or re.match(r"^[^.;]{0,40}?\b(?:positive|confirmed)\b", after, re.I):
+    if re.search(r"\bnegative\s+(?:for|to)\s+(?:\S+\s+){0,2}$", before, re.IGNORECASE):
+        return "negated"  # "negative for SARS-CoV-2, positive for influenza A"
+    if _OTHER_SITE_AFTER.search(after) or (re.search(r"flu", m.group(1), re.IGNORECASE) and
+                                           _FLU_LIKE_AFTER.search(after)):
+        return "unsure"
+    # "positive for" just before the next mention is that mention's.
+    if (_POSITIVE_NEAR.search(before) and not re.search(r"\b(?:no|not|without)\b", before,
+                                                          re.IGNORECASE)) or \
+            re.match(r"^[^.;]{0,40}?\b(?:positive|confirmed)\b(?!\s+(?:for|to)\s*$)", after,
+                     re.IGNORECASE):
         return "negated" if _NEGATED_AFTER.search(after[:20]) else "confirmed"
     if _NEGATED_BEFORE.search(before) or _NEGATED_AFTER.search(after):
         return "negated"
@@ -322,7 +347,9 @@ def find_finding(text: str) -> Found:
             asserted.setdefault(finding, []).append(m.group(1))
             if state == "confirmed":
                 confirmed.add(finding)
-        elif state == "unsure":
+        elif state == "unsure" and not _PAST_BEFORE.search(text[max(0, m.start() - 60):m.start()]) \
+                and not re.match(r"\s*(?:like|syndrome|illness|symptoms?)\b", text[m.end():],
+                                 re.IGNORECASE) and not _OTHER_SITE_AFTER.search(text[m.end():]):
             unsure.setdefault(finding, []).append(m.group(1))
     for finding in list(asserted):
         if any(other.startswith(finding + "/") for other in asserted):

@@ -385,3 +385,61 @@ def test_real_notes_age_and_sex_precision(shared_data) -> None:
             wrong += facts.age != int(float(row["age"]))
     assert right > 150
     assert right / (right + wrong) >= 0.97
+
+
+@pytest.mark.parametrize(("text", "finding"), [
+    # symptoms named after a disease are not the disease
+    ("Female patient, 82 years old, with flu syndrome for 5 days. Positive swab. RX: bilateral "
+     "interstitial thickening.", None),
+    ("A 42-year-old woman with flu like symptoms tested positive for SARS-CoV-2.",
+     "Pneumonia/Viral/COVID-19"),
+    # a past or vaccine disease never pairs with a later unnamed positive test
+    ("Male, 72 years old. COPD, previous pulmonary TB in youth. Swab positive.", None),
+    ("Female, 66 years old, vaccinated against influenza in October. Positive swab.", None),
+    # "positive for" belongs to the disease after it
+    ("Swab negative for SARS-CoV-2, positive for influenza A.", "Pneumonia/Viral/Influenza"),
+    ("Negative for COVID-19, positive for Streptococcus pneumoniae on blood culture.",
+     "Pneumonia/Bacterial/Streptococcus"),
+    # SARS-CoV-2 spelled out or with a lost hyphen is not SARS 2003
+    ("Severe acute respiratory syndrome coronavirus 2 infection was confirmed.",
+     "Pneumonia/Viral/COVID-19"),
+    ("Nasopharyngeal swab positive for SARS?CoV?2.", "Pneumonia/Viral/COVID-19"),
+    ("RT-PCR positive for SARS\u2013CoV\u20132.", "Pneumonia/Viral/COVID-19"),
+    # a relative's disease and an infection outside the lungs are not the image's finding
+    ("A 44-year-old man whose father had died of COVID-19. RT-PCR negative twice. Sputum grew "
+     "Klebsiella pneumoniae.", "Pneumonia/Bacterial/Klebsiella"),
+    ("A 70-year-old man with Klebsiella pneumoniae bacteremia and COVID-19 pneumonia.",
+     "Pneumonia/Viral/COVID-19"),
+])
+def test_symptoms_past_diseases_and_neighbouring_results_are_read_right(text, finding):
+    assert facts_of_text(text).finding == finding
+
+
+@pytest.mark.parametrize(("text", "age"), [
+    ("Pz smoker (for 30 years), hypertensive, presents with fever.", None),
+    ("Patient with diabetes for 15 years, hypertension. He arrives with fever.", None),
+    ("Kidney transplant recipient (transplanted 8 years), female.", None),
+    ("Hypertension for 10 years, diabetes. Age 61. Chest X-ray: opacities.", 61),
+    ("Smoker, 45 years old man with cough.", 45),
+    ("Female patient, 60 years. Pyrexia and dry cough.", 60),
+])
+def test_durations_are_not_ages(text, age):
+    assert facts_of_text(text).age == age
+
+
+@pytest.mark.parametrize(("text", "view", "modality"), [
+    ("Positive swab. RX: bilateral opacities. TC: bilateral GGO with crazy paving.", None, None),
+    ("Positive swab for COVID-19. TC torace: bilateral ground glass areas.", None, "CT"),
+    ("Chest X-ray: no effusion. The angio-CT excludes pulmonary embolism.", None, None),
+    ("Computerized tomography showed peripheral GGO.", None, "CT"),
+    ("Chest X-ray in 2 projections (PA and LL) shows bilateral GGO.", None, "X-ray"),
+    ("PA: 90/60. Chest X-ray performed in the PS: bilateral opacities.", None, "X-ray"),
+])
+def test_italian_abbreviations_for_ct_lateral_and_blood_pressure(text, view, modality):
+    facts = facts_of_text(text)
+    assert (facts.view, facts.modality) == (view, modality)
+
+
+def test_a_couple_admitted_together_is_a_family_cluster():
+    facts = facts_of_text("A 47-year-old man and his 43-year-old wife were admitted with fever.")
+    assert facts.age is None
