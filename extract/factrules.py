@@ -170,25 +170,57 @@ _ROLE_SEX = {"son": "M", "husband": "M", "father": "M", "brother": "M",
 _ABBREV_SEX_RE = re.compile(r"(?:^|[\s(,;])\d{1,2}[-/]?([MF])(?=[\s,;:)]|$)(?!\s*(?:[Ff]r\b|[Ff]rench|"
                             r"cath|tube|sheath))|\b([MF])\s?/\s?\d{1,2}\b"
                             r"|\(\s*([MF])\s*,\s*\d{1,2}\s*\)|\(\s*\d{1,2}\s*,\s*([MF])\s*\)"
-                            r"|\b\d{1,3}\s*[- ]?(?i:yo|y/o|y\.o\.|years?[- ]old)\s+([MF])\b")
+                            r"|\b\d{1,3}\s*[- ]?(?i:yo|y/o|y\.o\.|yrs?|years?(?:[- ]old)?)\s*,?\s+([MF])\b"
+                            r"|\bPz\.?\s*,?\s*([MF])\b")
 
 
 def _is_relative_noun(text: str, start: int) -> bool:
     before = text[max(0, start - 30):start].casefold()
     return bool(re.search(rf"\b(?:his|her|their|the patient's|whose)\s+(?:[\w-]+\s+){{0,2}}$"
-                          rf"|{_RELATIVES}\W+(?:\w+\W+){{0,4}}$", before))
+                          rf"|{_RELATIVES}\W+(?:\w+\W+){{0,4}}$"
+                          r"|\b(?:infected by|caught it from|physician|doctor|nurse|radiologist|"
+                          r"clinician)\W+(?:\w+\W+){0,2}$", before))
 
 
 def find_sex(text: str) -> Found:
-    """M or F from nouns ("65-year-old man"), "sex: F", "65M", roles, or unambiguous pronouns."""
+    """M or F from nouns ("65-year-old man"), "sex: F", "65M", roles, or unambiguous pronouns.
+    A Radiopaedia "Discussion:" is mostly about the disease in general ("COVID-19
+    predominantly affects male patients"): it is read only when the text before it gives no
+    sex, and then only its sentences about this case ("This is an 80-year-old lady …")."""
+    discussion = re.search(r"(?:^|[\s.])(?:Case )?Discussion\s*:", text)
+    if discussion and discussion.start() > 0:
+        found = _find_sex(text[:discussion.start()])
+        if found is not None:
+            return found
+        rest = text[discussion.end():]
+        about_case = [rest[a:b] for a, b in _sentence_spans(rest) if _CASE_SENTENCE.search(rest[a:b])]
+        return _find_sex(" ".join(about_case)) if about_case else None
+    return _find_sex(text)
+
+
+_CASE_SENTENCE = re.compile(r"\b(?:this|our|the)\s+(?:[\w-]+\s+){0,3}(?:patient|case|man|woman|"
+                            r"lady|gentleman|boy|girl)\b|\bpresent(?:ed|ing|s)\b", re.IGNORECASE)
+
+
+def _sentence_spans(text: str) -> list[tuple[int, int]]:
+    spans, start = [], 0
+    for m in re.finditer(r"[.;]\s+|\n", text):
+        spans.append((start, m.start()))
+        start = m.end()
+    spans.append((start, len(text)))
+    return spans
+
+
+def _find_sex(text: str) -> Found:
     m = _SEX_FIELD_RE.search(text)
     if m:
         return m.group(1)[0].upper(), m.group(0)
     for m in _SEX_RE.finditer(text):
         word = m.group(1).casefold()
-        if word in ("mr", "ms", "mrs", "mr.", "ms.", "mrs.") and not m.group(1)[0].isupper():
-            continue
-        if word in ("mr", "ms", "mrs") and not re.match(r"\.?\s+[A-Z]", text[m.end():m.end() + 3]):
+        # a title ("Ms. Rossi"), never "MS" (multiple sclerosis) or "ms" (milliseconds)
+        if word.rstrip(".") in ("mr", "ms", "mrs") and (
+                not re.fullmatch(r"M(?:r|s|rs)\.?", m.group(1))
+                or not re.match(r"\.?\s+[A-Z][a-z]", text[m.end():m.end() + 4])):
             continue
         if _is_relative_noun(text, m.start()):
             continue

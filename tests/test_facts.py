@@ -443,3 +443,20 @@ def test_italian_abbreviations_for_ct_lateral_and_blood_pressure(text, view, mod
 def test_a_couple_admitted_together_is_a_family_cluster():
     facts = facts_of_text("A 47-year-old man and his 43-year-old wife were admitted with fever.")
     assert facts.age is None
+
+
+@pytest.mark.parametrize(("text", "sex"), [
+    ("Pz 56 yrs, M. Fever for 10 days.", "M"),
+    ("Pz F, 76 years. Cardiac failure.", "F"),
+    ("A 71-year-old patient. The physician, a woman, noted fever. He tested positive.", "M"),
+    ("A 66-year-old patient was infected by a man back from Germany. She developed fever.", "F"),
+    ("A 50-year-old with MS. The patient was admitted with fever.", None),
+    ("Ms. Rossi was admitted with fever.", "F"),
+    # a Radiopaedia discussion speaks of the disease, except in its sentences about the case
+    ("Presentation: Productive cough. She injects drugs. Imaging Notes: CXR shows nodules. "
+     "Discussion: COVID-19 predominantly affects male patients.", "F"),
+    ("Presentation: High grade fever. Imaging Notes: left basal infiltrate. Discussion: This is "
+     "an 80-year-old lady presenting through ER with a high-grade fever.", "F"),
+])
+def test_sex_of_others_and_of_discussions_is_not_the_patients(text, sex):
+    assert facts_of_text(text).sex == sex
