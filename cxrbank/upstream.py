@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cxrbank.collection import IMAGES, Collection, Row, read_csv_rows
+from cxrbank.collection import IMAGES, Collection, Row, file_sha256, read_csv_rows
 from cxrbank.schema import (
     COLUMNS,
     TODO,
@@ -35,6 +35,7 @@ class UpstreamError(Exception):
 class ImportReport:
     imported: int = 0
     already_present: int = 0
+    removed_earlier: int = 0  # images `dedup --apply` removed as duplicates: never put back
     problems: list[str] = field(default_factory=list)  # one line each, with the source row
     findings_mapped: dict[str, str] = field(default_factory=dict)  # old -> new, where changed
 
@@ -146,6 +147,9 @@ def import_upstream(
     with collection.lock():
         existing = collection.read_rows()
         present = {row["filename"] for row in existing}
+        removed = collection.removed_hashes()
+        fresh = not existing and not _bound_keys(collection)
+        ids: dict[str, str] = {}  # upstream id -> this collection's id
         collection.images_dir.mkdir(parents=True, exist_ok=True)
         copied: list[Path] = []
         try:
@@ -155,13 +159,20 @@ def import_upstream(
                 row = _import_row(src, source, number, report, present, first_row)
                 if row is None:
                     continue
+                if row["sha256"] in removed:
+                    report.removed_earlier += 1
+                    continue
                 target = collection.images_dir / row["filename"]
-                if target.exists():  # a file no row names: never overwritten, never deleted
+                if target.exists() and not (target.is_file() and file_sha256(target) == row["sha256"]):
+                    # a different file no row names: never overwritten, never deleted
                     report.problems.append(f"row {number}: images/{row['filename']} is already "
                                            "there without a row; not imported")
                     continue
-                _copy_or_link(src / (source.get("folder") or IMAGES) / row["filename"], target, link)
-                copied.append(target)
+                if not target.exists():  # else: the same bytes left by an interrupted import
+                    _copy_or_link(src / (source.get("folder") or IMAGES) / row["filename"],
+                                  target, link)
+                    copied.append(target)
+                row["patientid"] = _patient_id(collection, row["patientid"], fresh, ids)
                 new_rows.append(row)
                 present.add(row["filename"])
             if new_rows:
@@ -175,9 +186,9 @@ def import_upstream(
             for path in copied:
                 path.unlink(missing_ok=True)
             raise
+    for upstream_id, patientid in ids.items():
+        _bind_first(collection, f"upstream:{upstream_id}", patientid)
     for row in new_rows:
-        if row["patientid"]:
-            collection.bind_patient(f"upstream:{row['patientid']}", row["patientid"])
         rid = radiopaedia_rid(row)
         if rid and row["patientid"]:
             _bind_first(collection, f"radiopaedia:{rid}", row["patientid"])
@@ -224,6 +235,26 @@ def _import_row(src: Path, source: Row, number: int, report: ImportReport, prese
     row.update(folder=IMAGES, sha256=hashlib.sha256(data).hexdigest(),
                width=str(width), height=str(height))
     return row
+
+
+def _bound_keys(collection: Collection) -> int:
+    with contextlib.closing(collection.state()) as db:
+        return db.execute("SELECT COUNT(*) FROM patients").fetchone()[0]
+
+
+def _patient_id(collection: Collection, upstream_id: str, fresh: bool, ids: dict[str, str]) -> str:
+    """This collection's id for an upstream patient id.
+
+    Into an empty collection upstream's ids are kept as they are. Into one that has rows (or
+    patient keys) already, an upstream id is a stable key ("upstream:ID") with its own id, so
+    upstream's patient 4 never joins another source's patient 4, a re-import gives the same id,
+    and an id merged by `dedup --apply` (which rebinds the key) stays merged.
+    """
+    if not upstream_id:
+        return ""
+    if upstream_id not in ids:
+        ids[upstream_id] = upstream_id if fresh else collection.patient_id(f"upstream:{upstream_id}")
+    return ids[upstream_id]
 
 
 def _bind_first(collection: Collection, key: str, patientid: str) -> None:

@@ -27,8 +27,10 @@ def import_cmd(src: Path, link: bool, root: Path, as_json: bool) -> None:
     """Adopt a covid-chestxray-dataset checkout SRC (any version) into the collection at --root.
 
     Columns are mapped to cxrbank's schema, findings through the taxonomy, views normalised,
-    sha256/width/height filled, images copied (or hard-linked with --link). Every row that
-    cannot be mapped is reported; exit 1 when some rows were not imported.
+    sha256/width/height filled, images copied (or hard-linked with --link). Into a collection
+    that has rows already, each upstream patient id gets its own id (the same on every
+    re-import). Images `dedup --apply` removed are not put back. Every row that cannot be
+    mapped is reported; exit 1 when some rows were not imported.
     """
     from cxrbank.upstream import UpstreamError, import_upstream
 
@@ -42,6 +44,7 @@ def import_cmd(src: Path, link: bool, root: Path, as_json: bool) -> None:
         emit_json({
             "imported": report.imported,
             "already_present": report.already_present,
+            "removed_earlier": report.removed_earlier,
             "findings_mapped": report.findings_mapped,
             "problems": report.problems,
         })
@@ -50,8 +53,11 @@ def import_cmd(src: Path, link: bool, root: Path, as_json: bool) -> None:
             say(problem)
         for old, new in sorted(report.findings_mapped.items()):
             say(f"finding {old!r} -> {new!r}")
+        removed = (f", {report.removed_earlier} removed earlier as duplicates"
+                   if report.removed_earlier else "")
         click.echo(f"imported {report.imported} rows into {collection.metadata_path}"
-                   f" ({report.already_present} already present, {len(not_imported)} not imported)")
+                   f" ({report.already_present} already present{removed},"
+                   f" {len(not_imported)} not imported)")
     if not_imported:
         raise SystemExit(1)
 

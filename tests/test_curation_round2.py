@@ -1,0 +1,118 @@
+"""Round-2 review regressions: import ids, dedup chains, reply escaping, 16-bit greys, parsing."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from cxrbank.cli import main
+from cxrbank.collection import Collection, NewImage
+from cxrbank.schema import blank_row
+from tests.fixtures.upstream import CASES, make_upstream_checkout
+
+
+def run(*args: str):
+    return CliRunner().invoke(main, [*args])
+
+
+def state_binding(collection: Collection, key: str) -> str | None:
+    with collection.state() as db:
+        found = db.execute("SELECT patientid FROM patients WHERE key=?", (key,)).fetchone()
+    return found[0] if found else None
+
+
+def add_upstream_row(src: Path, filename: str, data: bytes, **values: str) -> None:
+    """One more row (and its image) in an upstream checkout's metadata.csv."""
+    (src / "images" / filename).write_bytes(data)
+    with open(src / "metadata.csv", newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        header, rows = reader.fieldnames, list(reader)
+    rows.append({**dict.fromkeys(header, ""), "folder": "images", "filename": filename, **values})
+    with open(src / "metadata.csv", "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=header, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+# -- B1: import into a collection that has rows never merges unrelated people
+def test_import_into_a_collection_with_rows_gives_upstream_patients_their_own_ids(tmp_path):
+    from tests.fixtures.upstream import write_image
+
+    collection = Collection.create(tmp_path / "c")
+    write_image(tmp_path / "mine.png", 99)
+    mine = {**blank_row(), "patientid": collection.patient_id("doi:10.1/x:patient 1"),
+            "finding": "No Finding", "modality": "X-ray", "sex": "F"}
+    collection.add_images([NewImage((tmp_path / "mine.png").read_bytes(), "mine", mine)])
+    assert mine["patientid"] == "1"
+    src = make_upstream_checkout(tmp_path / "src")
+    result = run("import", str(src), "--root", str(collection.root))
+    assert result.exit_code == 0, result.output
+    rows = collection.read_rows()
+    assert [r["patientid"] for r in rows if r["filename"].startswith("mine")] == ["1"]
+    upstream = [r for r in rows if r["filename"].startswith("case")]
+    assert "1" not in {r["patientid"] for r in upstream}
+    by_upstream: dict[str, set[str]] = {}
+    for case, row in zip(CASES, sorted(upstream, key=lambda r: r["filename"]), strict=True):
+        by_upstream.setdefault(case[0], set()).add(row["patientid"])
+    assert all(len(ids) == 1 for ids in by_upstream.values())  # one person stays one id
+    assert len({next(iter(ids)) for ids in by_upstream.values()}) == len(by_upstream)
+    # a newer upstream version: the same upstream patient gets the same id again
+    write_image(tmp_path / "late.png", 123)
+    add_upstream_row(src, "late.png", (tmp_path / "late.png").read_bytes(), patientid="2",
+                     finding="COVID-19", modality="X-ray")
+    assert run("import", str(src), "--root", str(collection.root)).exit_code == 0
+    late = next(r for r in collection.read_rows() if r["filename"] == "late.png")
+    assert {late["patientid"]} == by_upstream["2"]
+    assert state_binding(collection, "upstream:2") == late["patientid"]
+
+
+def test_import_into_an_empty_collection_keeps_upstream_ids(tmp_path):
+    src = make_upstream_checkout(tmp_path / "src")
+    assert run("import", str(src), "--root", str(tmp_path / "c")).exit_code == 0
+    rows = Collection.open(tmp_path / "c").read_rows()
+    assert sorted(r["patientid"] for r in rows) == sorted(case[0] for case in CASES)
+
+
+# -- B3: removed duplicates stay removed and id merges stay merged on re-import
+def test_reimport_after_dedup_apply_adds_nothing_and_keeps_the_merge(tmp_path):
+    src = make_upstream_checkout(tmp_path / "src")
+    copy = (src / "images" / "case00.jpg").read_bytes()
+    add_upstream_row(src, "copy00.jpg", copy, patientid="9", sex="M", age="65",
+                     finding="COVID-19", modality="X-ray", view="PA")
+    root = str(tmp_path / "c")
+    assert run("import", str(src), "--root", root).exit_code == 0
+    applied = run("dedup", "--apply", "--root", root, "--json")
+    assert applied.exit_code == 0, applied.output
+    collection = Collection.open(root)
+    before = collection.read_rows()
+    assert len(before) == len(CASES)
+    merged = {state_binding(collection, "upstream:1"), state_binding(collection, "upstream:9")}
+    assert len(merged) == 1
+    again = run("import", str(src), "--root", root, "--json")
+    assert again.exit_code == 0, again.output
+    report = json.loads(again.stdout)
+    assert report["imported"] == 0 and report["removed_earlier"] == 1
+    assert collection.read_rows() == before
+    assert {state_binding(collection, "upstream:1"), state_binding(collection, "upstream:9")} == merged
+
+
+# -- B6: an import killed after copying files but before writing rows is finished by a rerun
+def test_rerun_of_an_import_killed_before_its_rows_adopts_the_copied_files(tmp_path):
+    src = make_upstream_checkout(tmp_path / "src")
+    collection = Collection.create(tmp_path / "c")
+    for name in ("case00.jpg", "case01.png"):  # what the killed run had copied
+        shutil.copyfile(src / "images" / name, collection.images_dir / name)
+    (collection.images_dir / "case02.jpg").write_bytes(b"someone else's file")
+    result = run("import", str(src), "--root", str(collection.root), "--json")
+    assert result.exit_code == 1
+    report = json.loads(result.stdout)
+    assert report["imported"] == len(CASES) - 1
+    assert [p for p in report["problems"] if "not imported" in p] == [
+        "row 3: images/case02.jpg is already there without a row; not imported"]
+    names = {r["filename"] for r in collection.read_rows()}
+    assert {"case00.jpg", "case01.png"} <= names and "case02.jpg" not in names
+    assert (collection.images_dir / "case02.jpg").read_bytes() == b"someone else's file"
