@@ -343,7 +343,13 @@ def patient_relation(members: list[int], rows: list[Row], all_rows: list[Row]) -
         )
     if shared:
         return "alias", f"same source case ({', '.join(sorted(shared))}) under ids {', '.join(ids)}"
-    return "alias", f"the same image under ids {', '.join(ids)}; their sex and age agree"
+    compared = [what for what, known in (("sex", sum(1 for v in sexes.values() if v)),
+                                         ("age", len(ages))) if known > 1]
+    if not compared:
+        return "alias", (f"the same image under ids {', '.join(ids)}; no sex or age recorded for"
+                         " both to compare")
+    agree = {2: "their sex and age agree", 1: f"their {compared[0]} agrees"}[len(compared)]
+    return "alias", f"the same image under ids {', '.join(ids)}; {agree}"
 
 
 def _is_number(text: str) -> bool:

@@ -67,12 +67,39 @@ def read_log(log: Path) -> list[dict]:
     lines = [line for line in lines if line.strip()]
     for number, line in enumerate(lines, 1):
         try:
-            entries.append(json.loads(line))
+            entry = json.loads(line)
         except json.JSONDecodeError:
             if number == len(lines):
                 break  # a last line torn by a crash while it was written: that step never ran
             raise CollectionError(f"{log}: not a dedup log (line {number})") from None
+        if not _well_formed(entry):
+            raise CollectionError(f"{log}: not a dedup log (line {number})")
+        entries.append(entry)
     return entries
+
+
+_FIELDS = {  # what each step of a log must carry, and of which type
+    "start": {}, "done": {}, "undone": {},
+    "drop": {"index": int, "row": dict, "file": str, "moved_to": str, "keep": str},
+    "repoint": {"filename": str, "from": str, "to": str},
+    "removed": {"filename": str, "sha256": str},
+    "bind": {"key": str, "from": str, "to": str},
+}
+
+
+def _well_formed(entry: object) -> bool:
+    """A log line of a known step with its fields, paths inside the collection."""
+    if not isinstance(entry, dict) or entry.get("op") not in _FIELDS:
+        return False
+    if not all(isinstance(entry.get(k), t) for k, t in _FIELDS[entry["op"]].items()):
+        return False
+    if entry["op"] == "start" and not isinstance(entry.get("renames", {}), dict):
+        return False
+    if entry["op"] != "drop":
+        return True
+    paths = [Path(entry["file"]), Path(entry["moved_to"])]
+    inside = all(not p.is_absolute() and ".." not in p.parts and p.parts for p in paths)
+    return inside and isinstance(entry["row"].get("filename"), str)
 
 
 def apply_report(collection: Collection, report: DedupReport) -> ApplyResult:
@@ -97,7 +124,6 @@ def apply_report(collection: Collection, report: DedupReport) -> ApplyResult:
     logs_dir(collection).mkdir(parents=True, exist_ok=True)
     removed_dir = collection.state_dir / REMOVED_DIR / stamp
     drops: dict[int, dict] = {}
-    renames: dict[str, str] = {}
     for group in report.groups:
         keep = rows[group.keep]
         if group.relation == "conflicting":
@@ -110,10 +136,7 @@ def apply_report(collection: Collection, report: DedupReport) -> ApplyResult:
                 "moved_to": str((removed_dir / row["filename"]).relative_to(collection.root)),
                 "keep": keep["filename"], "reason": group.reason, "kinds": group.kinds,
             }
-        if group.relation == "alias":
-            for pid in group.patients:
-                if pid and pid != keep["patientid"]:
-                    renames[pid] = keep["patientid"]
+    renames = alias_renames(report)
     _append(log, {"op": "start", "at": _now(), "groups": len(report.groups), "renames": renames})
     for entry in drops.values():
         _append(log, entry)
@@ -131,6 +154,33 @@ def apply_report(collection: Collection, report: DedupReport) -> ApplyResult:
     collection.write_rows(kept)
     _move_and_rebind(collection, log, list(drops.values()), renames, result)
     return result
+
+
+def alias_renames(report: DedupReport) -> dict[str, str]:
+    """Every aliased patient id -> the one id its person ends with.
+
+    Alias groups chain (A~B in one group, B~C in another): they are joined as one person, who
+    takes the kept id of the last group that joined them, so no id is renamed to an id that is
+    itself renamed."""
+    parent: dict[str, str] = {}
+
+    def find(pid: str) -> str:
+        while parent.get(pid, pid) != pid:
+            pid = parent[pid]
+        return pid
+
+    for group in report.groups:
+        if group.relation != "alias":
+            continue
+        ids = [pid for pid in (report.rows[group.keep]["patientid"], *group.patients) if pid]
+        if not ids:
+            continue
+        final = find(ids[0])
+        for pid in ids:
+            root = find(pid)
+            if root != final:
+                parent[root] = final
+    return {pid: find(pid) for pid in parent if find(pid) != pid}
 
 
 def _move_and_rebind(collection: Collection, log: Path, drops: list[dict],

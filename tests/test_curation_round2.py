@@ -116,3 +116,76 @@ def test_rerun_of_an_import_killed_before_its_rows_adopts_the_copied_files(tmp_p
     names = {r["filename"] for r in collection.read_rows()}
     assert {"case00.jpg", "case01.png"} <= names and "case02.jpg" not in names
     assert (collection.images_dir / "case02.jpg").read_bytes() == b"someone else's file"
+
+
+# -- B2: chained alias groups end with one id; undo gives back every id exactly
+def chained_collection(tmp_path: Path) -> Collection:
+    """Patients A, B, C: A's film is B's (B keeps it), B's other film is C's (C keeps it)."""
+    from tests.fixtures.dedup_images import encoded, radiograph
+
+    p, q, r = radiograph(1), radiograph(2), radiograph(3)
+    files = [("a1.png", p, "A", "0", 200), ("a2.png", r, "A", "5", 240),
+             ("b1.png", p, "B", "0", 400), ("b2.png", q, "B", "2", 200),
+             ("c1.png", q, "C", "2", 400)]
+    collection = Collection.create(tmp_path / "c")
+    rows = []
+    for name, image, pid, offset, width in files:
+        small = image.resize((width, width * image.height // image.width))
+        (collection.images_dir / name).write_bytes(encoded(small, "PNG"))
+        rows.append({**blank_row(), "patientid": pid, "offset": offset, "sex": "M", "age": "60",
+                     "finding": "Pneumonia/Viral/COVID-19", "modality": "X-ray",
+                     "folder": "images", "filename": name})
+    with collection.lock():
+        collection.write_rows(rows)
+    for pid in "ABC":
+        collection.bind_patient(f"upstream:{pid}", pid)
+    return collection
+
+
+def test_chained_aliases_all_end_with_the_final_id_and_undo_is_exact(tmp_path):
+    collection = chained_collection(tmp_path)
+    before = collection.read_rows()
+    root = str(collection.root)
+    applied = run("dedup", "--apply", "--root", root)
+    assert applied.exit_code == 0, applied.output
+    after = {r["filename"]: r["patientid"] for r in collection.read_rows()}
+    assert after == {"a2.png": "C", "b1.png": "C", "c1.png": "C"}
+    assert {state_binding(collection, f"upstream:{p}") for p in "ABC"} == {"C"}
+    log = sorted((collection.state_dir / "logs").glob("dedup-*.jsonl"))[-1]
+    start = json.loads(log.read_text().splitlines()[0])
+    assert start["renames"] == {"A": "C", "B": "C"}
+    assert run("dedup", "--undo", "last", "--root", root).exit_code == 0
+    assert collection.read_rows() == before
+    assert [state_binding(collection, f"upstream:{p}") for p in "ABC"] == ["A", "B", "C"]
+
+
+def test_alias_reason_says_when_there_was_nothing_to_compare():
+    from curation.dedup import patient_relation
+
+    rows = [{**blank_row(), "patientid": "1"}, {**blank_row(), "patientid": "2"}]
+    relation, why = patient_relation([0, 1], rows, rows)
+    assert relation == "alias"
+    assert why == "the same image under ids 1, 2; no sex or age recorded for both to compare"
+    rows[0]["sex"] = rows[1]["sex"] = "F"
+    assert patient_relation([0, 1], rows, rows)[1].endswith("; their sex agrees")
+
+
+# -- B10: a malformed dedup log is one error line, no traceback
+def test_undo_of_a_malformed_log_is_one_error_line(tmp_path):
+    src = make_upstream_checkout(tmp_path / "src")
+    root = tmp_path / "c"
+    assert run("import", str(src), "--root", str(root)).exit_code == 0
+    before = (root / "metadata.csv").read_bytes()
+    bad = [
+        '{"op":"start"}\n{"op":"drop","index":0}\n',
+        '{"op":"start"}\n[1, 2]\n',
+        '{"op":"start"}\n{"op":"drop","index":0,"row":{"filename":"x"},"file":"../../etc/x",'
+        '"moved_to":".cxrbank/removed/x","keep":"y"}\n',
+    ]
+    for number, text in enumerate(bad):
+        log = tmp_path / f"fake{number}.jsonl"
+        log.write_text(text)
+        result = run("dedup", "--undo", str(log), "--root", str(root))
+        assert result.exit_code == 1
+        assert result.output == f"Error: {log}: not a dedup log (line 2)\n"
+    assert (root / "metadata.csv").read_bytes() == before
