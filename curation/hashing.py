@@ -48,6 +48,8 @@ def decode_grey(data: bytes | Path) -> tuple[np.ndarray, int, int]:
     """The image as a uint8 grey array (longest side <= WORK_SIDE) and its full size."""
     from PIL import Image  # noqa: PLC0415 - Pillow only when images are read
 
+    from cxrbank.greys import grey8  # noqa: PLC0415
+
     source = io.BytesIO(data) if isinstance(data, bytes) else data
     with Image.open(source) as image:
         width, height = image.size
@@ -59,7 +61,7 @@ def decode_grey(data: bytes | Path) -> tuple[np.ndarray, int, int]:
             rgba = image.convert("RGBA")
             background = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
             image = Image.alpha_composite(background, rgba)
-        grey = image.convert("L") if image.mode != "L" else image
+        grey = grey8(image)
         grey.thumbnail((WORK_SIDE, WORK_SIDE), Image.Resampling.BOX, reducing_gap=2.0)
         return np.asarray(grey, dtype=np.uint8), width, height
 

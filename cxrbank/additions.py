@@ -214,6 +214,8 @@ def write_thumbnails(collection: Collection, result: IssueResult, folder: Path) 
     """A small PNG per added image (for the reply); filename -> thumbnail path."""
     from PIL import Image  # noqa: PLC0415
 
+    from cxrbank.greys import WIDE_GREYS, grey8  # noqa: PLC0415
+
     folder.mkdir(parents=True, exist_ok=True)
     thumbs = {}
     for item in result.items:
@@ -222,9 +224,11 @@ def write_thumbnails(collection: Collection, result: IssueResult, folder: Path) 
         for row in item.rows:
             target = folder / f"{Path(row['filename']).stem}.thumb.png"
             with Image.open(collection.image_path(row)) as image:
-                image.thumbnail((THUMB_SIZE, THUMB_SIZE))
+                grey = image.mode == "L" or image.mode in WIDE_GREYS
+                shown = grey8(image) if grey else image.convert("RGB")
+                shown.thumbnail((THUMB_SIZE, THUMB_SIZE))
                 buffer = io.BytesIO()
-                image.convert("L" if image.mode in ("L", "I;16", "I") else "RGB").save(buffer, "PNG")
+                shown.save(buffer, "PNG")
             target.write_bytes(buffer.getvalue())
             thumbs[row["filename"]] = target.name
     return thumbs

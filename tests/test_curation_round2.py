@@ -189,3 +189,81 @@ def test_undo_of_a_malformed_log_is_one_error_line(tmp_path):
         assert result.exit_code == 1
         assert result.output == f"Error: {log}: not a dedup log (line 2)\n"
     assert (root / "metadata.csv").read_bytes() == before
+
+
+# -- C2: 16-bit greys are read by their top bits, not clipped to white
+def grey16_png(pixels8) -> bytes:
+    """A 16-bit grey PNG of an 8-bit picture (each value v as v * 257, as PDFs store them)."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.asarray(pixels8, np.uint16) * 257).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def test_grey8_scales_wide_greys_instead_of_clipping_them():
+    import numpy as np
+    from PIL import Image
+
+    from cxrbank.greys import grey8
+
+    ramp = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    sixteen = Image.fromarray(ramp.astype(np.uint16) * 257)
+    assert sixteen.mode == "I;16"
+    assert np.array_equal(np.asarray(grey8(sixteen)), ramp)
+    wide = Image.fromarray(ramp.astype(np.int32) * 1000 - 5000)
+    assert np.array_equal(np.asarray(grey8(wide)), ramp)
+    floats = Image.fromarray(ramp.astype(np.float32) / 255)
+    assert np.array_equal(np.asarray(grey8(floats)), ramp)
+    assert np.asarray(grey8(Image.new("F", (4, 4), 3.0))).max() == 0
+
+
+def test_a_16_bit_png_and_its_8_bit_jpeg_are_one_duplicate(tmp_path):
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from curation.dedup import find_duplicates
+    from curation.hashing import decode_grey
+    from tests.fixtures.dedup_images import encoded, radiograph
+
+    picture = radiograph(4)
+    png16 = grey16_png(picture)
+    assert Image.open(io.BytesIO(png16)).mode == "I;16"
+    grey, _, _ = decode_grey(png16)
+    assert abs(float(grey.mean()) - float(np.asarray(picture).mean())) < 2
+    collection = Collection.create(tmp_path / "c")
+    (collection.images_dir / "a.png").write_bytes(png16)
+    (collection.images_dir / "b.jpg").write_bytes(encoded(picture, "JPEG"))
+    rows = [{**blank_row(), "patientid": "1", "finding": "todo", "modality": "X-ray",
+             "folder": "images", "filename": name} for name in ("a.png", "b.jpg")]
+    with collection.lock():
+        collection.write_rows(rows)
+    report = find_duplicates(collection)
+    assert [{report.rows[i]["filename"] for i in [g.keep, *g.drop]} for g in report.groups] == [
+        {"a.png", "b.jpg"}]
+
+
+def test_issue_thumbnail_of_a_16_bit_image_shows_its_greys(tmp_path):
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from cxrbank.additions import IssueResult, ItemResult, write_thumbnails
+    from extract.issuetext import parse_request
+    from tests.fixtures.dedup_images import radiograph
+
+    picture = radiograph(5)
+    collection = Collection.create(tmp_path / "c")
+    row = {**blank_row(), "patientid": "1", "finding": "todo", "modality": "X-ray"}
+    added = collection.add_images([NewImage(grey16_png(picture), "deep", row)]).added
+    result = IssueResult(7, parse_request(""), [ItemResult("pdf", "x", "added", rows=added)])
+    thumbs = write_thumbnails(collection, result, tmp_path / "thumbs")
+    thumb = Image.open(io.BytesIO((tmp_path / "thumbs" / thumbs["deep.png"]).read_bytes()))
+    assert thumb.mode == "L"
+    assert abs(float(np.asarray(thumb).mean()) - float(np.asarray(picture).mean())) < 3
