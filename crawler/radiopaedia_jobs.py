@@ -7,12 +7,36 @@ from dataclasses import dataclass, field
 from crawler.radiopaedia import Case, Stack, Study
 from cxrbank.collection import NewImage
 
-GONE_ATTEMPTS = 3  # crawls in which an image answered 404/410 before it is left out for good
+GONE_ATTEMPTS = 3  # crawls in which an image failed for good (404/410, broken) before it is left out
 
 
 def max_gap(slices: int) -> int:
     """How many slices of a CT stack may be gone for good with the volume still built."""
     return max(1, slices // 10)
+
+
+def buildable(slices: int, missing: int) -> bool:
+    """True when a CT stack of `slices` with `missing` gone for good still gives a volume: at
+    least one slice left and at most max_gap missing."""
+    return missing < slices and missing <= max_gap(slices)
+
+
+def image_problem(body: bytes) -> str | None:
+    """Why downloaded bytes are no usable image (an HTML page, not an image, unreadable), or None."""
+    import io
+
+    from PIL import Image
+
+    from cxrbank.collection import sniff_image_extension
+
+    if sniff_image_extension(body) is None:
+        return "an HTML page" if b"<html" in body[:2048].lower() else "not an image"
+    try:
+        with Image.open(io.BytesIO(body)) as image:
+            image.load()
+    except Exception as exc:  # PIL raises many kinds for damaged files
+        return f"unreadable image: {exc}"
+    return None
 
 
 @dataclass
@@ -41,10 +65,17 @@ class CaseJob:
     image_ids: list[tuple[str, str, str]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     finished: bool = False
-    failures: dict[str, int] = field(default_factory=dict)  # image id -> 404s in past crawls
-    gone: list[str] = field(default_factory=list)  # image ids answered 404/410 this time
+    failures: dict[str, int] = field(default_factory=dict)  # image id -> failed crawls so far
+    reasons: dict[str, str] = field(default_factory=dict)  # image id -> its last failure's reason
+    gone: dict[str, str] = field(default_factory=dict)  # image id -> this crawl's counted failure
     notes: list[str] = field(default_factory=list)  # what is left out on purpose, said once
 
     def is_gone(self, image_id: str, now: bool = False) -> bool:
-        """True once an image answered 404/410 in GONE_ATTEMPTS crawls (this one if `now`)."""
+        """True once an image failed for good (404/410, not an image, unreadable) in
+        GONE_ATTEMPTS crawls (this one counted if `now`)."""
         return self.failures.get(image_id, 0) + now >= GONE_ATTEMPTS
+
+    def why(self, image_ids: set[str] | list[str]) -> str:
+        """The reasons these images are gone, e.g. 'HTTP 404 in 3 crawls'."""
+        reasons = sorted({self.gone.get(i) or self.reasons.get(i) or "HTTP 404" for i in image_ids})
+        return f"{', '.join(reasons)} in {GONE_ATTEMPTS} crawls"

@@ -23,7 +23,7 @@ SCHEMA = (
     "CREATE TABLE IF NOT EXISTS radiopaedia_images (image_id TEXT PRIMARY KEY, rid TEXT NOT NULL,"
     " study_id TEXT NOT NULL, kind TEXT NOT NULL, added TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS radiopaedia_failures (image_id TEXT PRIMARY KEY,"
-    " rid TEXT NOT NULL, failures INTEGER NOT NULL, last TEXT NOT NULL)",
+    " rid TEXT NOT NULL, failures INTEGER NOT NULL, last TEXT NOT NULL, reason TEXT)",
 )
 
 
@@ -48,6 +48,9 @@ def connect(collection: Collection) -> sqlite3.Connection:
     db.execute("PRAGMA synchronous=NORMAL")
     for statement in SCHEMA:
         db.execute(statement)
+    columns = {r[1] for r in db.execute("PRAGMA table_info(radiopaedia_failures)")}
+    if "reason" not in columns:  # state written before failures kept their reason
+        db.execute("ALTER TABLE radiopaedia_failures ADD COLUMN reason TEXT")
     return db
 
 
@@ -89,18 +92,22 @@ def known_images(db: sqlite3.Connection, rid: str) -> set[str]:
     return {r[0] for r in rows}
 
 
-def failure_counts(db: sqlite3.Connection, rid: str) -> dict[str, int]:
-    """Image id -> the number of crawls in which it answered 404/410."""
-    rows = db.execute("SELECT image_id, failures FROM radiopaedia_failures WHERE rid = ?", (rid,))
-    return {r[0]: int(r[1]) for r in rows}
+def failure_counts(db: sqlite3.Connection, rid: str) -> tuple[dict[str, int], dict[str, str]]:
+    """Image id -> the number of crawls in which it failed for good (404/410, not an image,
+    unreadable), and image id -> the last such failure's reason."""
+    rows = db.execute(
+        "SELECT image_id, failures, reason FROM radiopaedia_failures WHERE rid = ?", (rid,)
+    ).fetchall()
+    return {r[0]: int(r[1]) for r in rows}, {r[0]: r[2] for r in rows if r[2]}
 
 
-def record_failures(db: sqlite3.Connection, rid: str, image_ids: Iterable[str]) -> None:
-    """Count one more crawl in which each of these images answered 404/410."""
+def record_failures(db: sqlite3.Connection, rid: str, failed: dict[str, str]) -> None:
+    """Count one more crawl in which each of these images failed, with the reason."""
     db.executemany(
-        "INSERT INTO radiopaedia_failures (image_id, rid, failures, last) VALUES (?, ?, 1, ?)"
-        " ON CONFLICT(image_id) DO UPDATE SET failures = failures + 1, last = excluded.last",
-        [(image_id, rid, now()) for image_id in dict.fromkeys(image_ids)],
+        "INSERT INTO radiopaedia_failures (image_id, rid, failures, last, reason)"
+        " VALUES (?, ?, 1, ?, ?) ON CONFLICT(image_id) DO UPDATE SET failures = failures + 1,"
+        " last = excluded.last, reason = excluded.reason",
+        [(image_id, rid, now(), reason) for image_id, reason in failed.items()],
     )
 
 

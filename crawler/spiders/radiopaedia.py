@@ -23,10 +23,10 @@ from crawler.radiopaedia import (
     parse_stacks,
     terms_accepted,
 )
-from crawler.radiopaedia_jobs import GONE_ATTEMPTS, CaseJob, CtStack, max_gap
+from crawler.radiopaedia_jobs import GONE_ATTEMPTS, CaseJob, CtStack, buildable, image_problem
 from crawler.radiopaedia_rows import case_row
 from crawler.radiopaedia_settings import spider_settings
-from cxrbank.collection import Collection, NewImage, sniff_image_extension
+from cxrbank.collection import Collection, NewImage
 from cxrbank.schema import normalize_modality
 
 __all__ = ["RadiopaediaSpider", "spider_settings"]
@@ -182,12 +182,14 @@ class RadiopaediaSpider(scrapy.Spider):
             state.remember_case(self.db, case.rid, case.url, case.title, case.revisions, True)
             self.report["unchanged"] += 1
             return
+        failures, reasons = state.failure_counts(self.db, case.rid)
         job = CaseJob(
             case=case,
             status="updated" if known is not None and known.complete else "new",
             patientid=self.collection.patient_id(f"radiopaedia:{case.rid}"),
             have=state.known_images(self.db, case.rid),
-            failures=state.failure_counts(self.db, case.rid),
+            failures=failures,
+            reasons=reasons,
         )
         for study in case.studies:
             study_modality = normalize_modality(study.modality)
@@ -228,7 +230,7 @@ class RadiopaediaSpider(scrapy.Spider):
                     continue
                 ct = CtStack(stack, study)
                 ct.missing = {i.image_id for i in stack.images if job.is_gone(i.image_id)}
-                if len(ct.missing) > max_gap(len(stack.images)):
+                if not buildable(len(stack.images), len(ct.missing)):
                     self.left_out(job, ct)
                     continue
                 for image in stack.images:
@@ -244,19 +246,35 @@ class RadiopaediaSpider(scrapy.Spider):
             cb_kwargs={"job": job, "image": image, **kw},
         )
 
-    def not_an_image(self, response: Any, job: CaseJob) -> bool:
-        """True (and one error for the case) when an image URL answered something else, such
-        as an HTML error page with HTTP 200: the image is fetched again by the next crawl."""
-        if sniff_image_extension(response.body) is not None:
-            return False
-        what = "an HTML page" if b"<html" in response.body[:2048].lower() else "not an image"
-        job.errors.append(f"{response.url}: HTTP {response.status}, {what}; retried next crawl")
-        return True
+    def failed(self, job: CaseJob, image: StackImage, message: str, reason: str, slice_: bool
+               ) -> bool:
+        """Count a failure of the image itself (404/410, not an image, unreadable): an error
+        the next crawl retries, or after GONE_ATTEMPTS crawls a note that it is left out (for
+        a CT slice, its stack's note says so). True when it is left out now."""
+        job.gone[image.image_id] = reason
+        if job.is_gone(image.image_id, now=True):
+            if not slice_:
+                job.notes.append(f"rID {job.case.rid} image {image.image_id}: left out, {reason} "
+                                 f"in {GONE_ATTEMPTS} crawls ({image.url})")
+            return True
+        job.errors.append(f"{message} ({job.failures.get(image.image_id, 0) + 1} of "
+                          f"{GONE_ATTEMPTS} crawls; then it is left out)")
+        return False
+
+    def bad_body(self, response: Any, job: CaseJob, image: StackImage, slice_: bool = False
+                 ) -> tuple[bool, bool]:
+        """(bad, gone now) for an image URL's answer that is no usable image, such as an HTML
+        error page with HTTP 200 or a damaged file."""
+        problem = image_problem(response.body)
+        if problem is None:
+            return False, False
+        message = f"{response.url}: HTTP {response.status}, {problem}"
+        return True, self.failed(job, image, message, problem, slice_)
 
     def on_xray(self, response: Any, job: CaseJob, image: StackImage, study: Study) -> Any:
         job.pending -= 1
         self.stop_on_challenge(response)
-        if self.not_an_image(response, job):
+        if self.bad_body(response, job, image)[0]:
             yield from self.finish_if_done(job)
             return
         case = job.case
@@ -274,7 +292,10 @@ class RadiopaediaSpider(scrapy.Spider):
         job.pending -= 1
         self.stop_on_challenge(response)
         ct.answered += 1
-        if self.not_an_image(response, job):
+        bad, gone_now = self.bad_body(response, job, image, slice_=True)
+        if gone_now:
+            ct.missing.add(image.image_id)
+        elif bad:
             ct.failed += 1
         else:
             ct.slices[image.image_id] = response.body
@@ -285,7 +306,7 @@ class RadiopaediaSpider(scrapy.Spider):
         job.notes.append(
             f"rID {job.case.rid} study {ct.study.study_id}: CT stack left out, "
             f"{len(ct.missing)} of {len(ct.stack.images)} slices are gone "
-            f"(HTTP 404 in {GONE_ATTEMPTS} crawls)")
+            f"({job.why(ct.missing)})")
 
     def finish_ct(self, job: CaseJob, ct: CtStack) -> None:
         """Once every slice is in: the NIfTI volume plus its middle slice as the 2D row. A few
@@ -299,7 +320,7 @@ class RadiopaediaSpider(scrapy.Spider):
                 "the stack is left for the next crawl"
             )
             return
-        if len(ct.missing) > max_gap(len(ct.stack.images)):
+        if not buildable(len(ct.stack.images), len(ct.missing)):
             self.left_out(job, ct)
             return
         # parse_stacks sorted them by position
@@ -315,7 +336,7 @@ class RadiopaediaSpider(scrapy.Spider):
             gap = f"{len(ct.missing)} of {len(ct.stack.images)} slices"
             row["other_notes"] += f"; CT volume without {gap} (gone at the source)"
             job.notes.append(f"rID {case.rid} study {study.study_id}: CT volume built without "
-                             f"{gap}, gone (HTTP 404 in {GONE_ATTEMPTS} crawls)")
+                             f"{gap}, gone ({job.why(ct.missing)})")
         job.images.append(
             NewImage(
                 data=ct.slices[middle.image_id],
@@ -348,13 +369,8 @@ class RadiopaediaSpider(scrapy.Spider):
         image: StackImage | None = request.cb_kwargs.get("image")
         gone_now = False
         if image is not None and response is not None and response.status in (404, 410):
-            job.gone.append(image.image_id)
-            gone_now = job.is_gone(image.image_id, now=True)
-            message += (f" ({job.failures.get(image.image_id, 0) + 1} of {GONE_ATTEMPTS} "
-                        "crawls; then it is left out)")
-        if gone_now and ct is None:
-            job.notes.append(f"{message}: gone (HTTP 404 in {GONE_ATTEMPTS} crawls), left out")
-        elif not gone_now:
+            gone_now = self.failed(job, image, message, f"HTTP {response.status}", ct is not None)
+        else:
             job.errors.append(message)
         if ct is not None:
             ct.answered += 1
