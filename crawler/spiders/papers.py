@@ -198,12 +198,16 @@ class PapersSpider(scrapy.Spider):
 
     async def landing_candidate(self, doi: str, license_: str,
                                 attempt: Attempt) -> resolve.Candidate | None:
-        """The landing page's citation_pdf_url; a passing failure marks the attempt broken."""
+        """The landing page's citation_pdf_url. An outage (5xx, 429, network) marks the attempt
+        broken; a refusal (401/403, a challenge page) is only noted: publishers refuse crawlers
+        their closed papers' pages, and the services already said whether an open copy exists."""
         url = resolve.doi_landing_url(self.setting("CXRBANK_DOI_URL"), doi)
         try:
             response = await self.fetch(url, accept="text/html")
         except FetchFailed as exc:
-            if exc.broken:
+            if exc.status in (401, 403) or "challenge" in exc.why:
+                attempt.reasons.append(f"landing page refused ({exc.why})")
+            elif exc.broken:
                 attempt.reasons.append(f"landing: {exc}")
                 attempt.broken = True
             return None
@@ -241,7 +245,7 @@ class PapersSpider(scrapy.Spider):
             if found is not None:
                 return {"panels": found}
         if not tried:
-            attempt.reasons.append("no open full-text location")
+            attempt.reasons.insert(0, "no open full-text location")
         if errors:  # a service that failed may know an open copy: not final, retried next run
             attempt.reasons.append(merge_unreachable(errors))
         outcome = ERROR if attempt.broken or errors else NO_FULL_TEXT
