@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import tempfile
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -234,6 +235,21 @@ def write_thumbnails(collection: Collection, result: IssueResult, folder: Path) 
     return thumbs
 
 
+def code(value: str, *, table: bool = False, limit: int = 300) -> str:
+    """An untrusted value as one inline code span, so nothing in it renders: no link, image,
+    mention, HTML or emphasis. Backticks, line breaks and invisible or direction-changing
+    characters are dropped; in a table cell `|` is escaped (and a backslash doubled, so that
+    it cannot escape the escape)."""
+    text = "".join(" " if ch in "\r\n\t" else ch for ch in value
+                   if ch in "\r\n\t" or unicodedata.category(ch) not in ("Cc", "Cf"))
+    text = " ".join(text.replace("`", "").split())
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    if table:
+        text = text.replace("\\", "\\\\").replace("|", "\\|")
+    return f"`{text}`" if text else "`-`"
+
+
 def _facts(row: Row) -> str:
     parts = [row["modality"], row["view"], row["finding"],
              f"{row['age']} y" if row["age"] else "", row["sex"],
@@ -252,18 +268,20 @@ def reply_markdown(result: IssueResult, thumbs: dict[str, str] | None = None,
                   "so nothing was added. Name a paper by its DOI (e.g. `10.1056/NEJMc2001272`) "
                   "or link a case (`https://radiopaedia.org/cases/...`).", ""]
     lines += ["| request | outcome | images |", "|---|---|---|"]
-    for item in result.items:
-        outcome = item.outcome + (f": {item.reason}" if item.reason else "")
-        outcome = outcome.replace("|", "\\|").replace("\n", " ")[:300]
-        lines.append(f"| `{item.ref}` | {outcome} | {len(item.rows) if item.outcome == 'added' else 0} |")
+    for item in result.items:  # outcome words are ours; every value from outside is code
+        reason = item.reason.replace(item.ref, "the link") if item.ref else item.reason
+        outcome = item.outcome + (f": {code(reason, table=True)}" if reason else "")
+        count = len(item.rows) if item.outcome == "added" else 0
+        lines.append(f"| {code(item.ref, table=True, limit=200)} | {outcome} | {count} |")
     for item in result.items:
         if not item.rows:
             continue
-        lines += ["", f"#### `{item.ref}` — {item.outcome}"]
+        lines += ["", f"#### {code(item.ref, limit=200)} — {item.outcome}"]
         for row in item.rows:
             thumb = thumbs.get(row["filename"])
             shown = f" ![{row['filename']}]({thumbs_folder}{thumb})" if thumb else ""
-            lines.append(f"- `images/{row['filename']}` (patient {row['patientid']}): {_facts(row)}{shown}")
+            lines.append(f"- {code('images/' + row['filename'])} (patient {code(row['patientid'])}):"
+                         f" {code(_facts(row))}{shown}")
     hints = result.request.hints
     if hints.figures or hints.patients:
         lines += ["", f"Hints from the issue, for the reviewer: figures {', '.join(hints.figures) or '-'};"
@@ -271,7 +289,7 @@ def reply_markdown(result: IssueResult, thumbs: dict[str, str] | None = None,
     listed = not_fetched_lines(result.request)
     if listed:
         lines += ["", "Not fetched:"]
-        lines += [f"- `{ref}`: {why}" if why else f"- {ref}" for ref, why in listed]
+        lines += [f"- {code(ref)}: {why}" if why else f"- {ref}" for ref, why in listed]
     notes = request_notes(result.request)
     if notes:
         lines += [""] + [f"Note: {note}." for note in notes]

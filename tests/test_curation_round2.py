@@ -267,3 +267,29 @@ def test_issue_thumbnail_of_a_16_bit_image_shows_its_greys(tmp_path):
     thumb = Image.open(io.BytesIO((tmp_path / "thumbs" / thumbs["deep.png"]).read_bytes()))
     assert thumb.mode == "L"
     assert abs(float(np.asarray(thumb).mean()) - float(np.asarray(picture).mean())) < 3
+
+
+# -- B4: nothing from the issue (or a paper) renders in the reply: it all sits in code spans
+def test_reply_puts_every_untrusted_value_in_code_spans_and_keeps_the_table_whole():
+    import re
+
+    from cxrbank.additions import IssueResult, ItemResult, reply_markdown
+    from extract.issuetext import parse_request
+
+    evil = "https://www.nature.com/x|y](https://evil.example/)![t](https://evil.example/p.png)`@octocat`"
+    text = f"Please add {evil}.pdf and http://169.254.169.254/<img src=x> @octocat \u202egnp.exe"
+    request = parse_request(text)
+    row = {**blank_row(), "filename": "a.png", "patientid": "3", "modality": "X-ray",
+           "finding": "todo", "figure": "Figure 1 <b>@octocat</b> [x](https://evil.example/)"}
+    result = IssueResult(7, request, [
+        ItemResult("pdf", evil, "error", reason=f"refused {evil}: cannot resolve \\|x\n## heading"),
+        ItemResult("pdf", "https://www.nature.com/ok.pdf", "added", rows=[row]),
+    ])
+    reply = reply_markdown(result, {"a.png": "a.thumb.png"}, "thumbs/")
+    outside = re.sub(r"`[^`\n]*`", "", reply)
+    for marker in ("evil", "@", "<", "](https", "\u202e", "## heading"):
+        assert marker not in outside, (marker, outside)
+    assert "![a.png](thumbs/a.thumb.png)" in reply  # our own thumbnail still shows
+    table = [line for line in reply.splitlines() if line.startswith("| ")]
+    for line in table:  # three cells: no pipe of the values splits a cell
+        assert len(re.findall(r"(?<!\\)(?:\\\\)*\|", line.replace("\\\\", ""))) == 4, line
