@@ -90,7 +90,7 @@ def _assert_floors(settings: dict[str, Any]) -> None:
     settings.update(
         ROBOTSTXT_OBEY=True,
         DOWNLOAD_DELAY=delay,
-        RANDOMIZE_DOWNLOAD_DELAY=False,
+        DOWNLOAD_DELAY_JITTER=0.0,
         CONCURRENT_REQUESTS=1,
         CONCURRENT_REQUESTS_PER_DOMAIN=1,
         CONCURRENT_REQUESTS_PER_IP=0,

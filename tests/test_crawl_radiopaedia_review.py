@@ -127,7 +127,7 @@ def test_real_site_floors_hold_whatever_the_user_sets():
         "AUTOTHROTTLE_MAX_DELAY": 0, "AUTOTHROTTLE_START_DELAY": 0, "DOWNLOAD_DELAY": 0.1,
         "AUTOTHROTTLE_TARGET_CONCURRENCY": 8.0, "CONCURRENT_REQUESTS": 16,
         "CONCURRENT_REQUESTS_PER_DOMAIN": 8, "AUTOTHROTTLE_ENABLED": False})
-    assert settings["DOWNLOAD_DELAY"] == 2.0 and settings["RANDOMIZE_DOWNLOAD_DELAY"] is False
+    assert settings["DOWNLOAD_DELAY"] == 2.0 and settings["DOWNLOAD_DELAY_JITTER"] == 0.0
     assert settings["AUTOTHROTTLE_ENABLED"] is True
     assert settings["AUTOTHROTTLE_START_DELAY"] >= 2.0 and settings["AUTOTHROTTLE_MAX_DELAY"] >= 2.0
     assert settings["AUTOTHROTTLE_TARGET_CONCURRENCY"] == 1.0

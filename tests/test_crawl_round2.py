@@ -4,7 +4,13 @@ every scheduled crawl, and what was downloaded is kept."""
 from __future__ import annotations
 
 import sqlite3
+import warnings
 
+import pytest
+from scrapy.core.downloader import _default_jitter
+from scrapy.settings import Settings
+
+from crawler.radiopaedia_settings import BadSetting, spider_settings
 from crawler.state import previous_outcome
 from cxrbank import fakeweb as sw
 from cxrbank.collection import Collection
@@ -143,3 +149,13 @@ def test_a_landing_page_refusal_does_not_hide_a_service_outage(scholarly, tmp_pa
     assert code == 1 and paper["outcome"] == "error"
     assert "landing page refused (HTTP 403)" in paper["reason"]
     assert "unpaywall: HTTP 503" in paper["reason"]
+
+
+def test_real_site_settings_switch_off_the_jitter_without_a_deprecation_warning():
+    settings = spider_settings("me@example.org", True, {})
+    assert "RANDOMIZE_DOWNLOAD_DELAY" not in settings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # ScrapyDeprecationWarning would raise here
+        assert _default_jitter(Settings(settings, priority="cmdline")) == 0.0
+    with pytest.raises(BadSetting, match="-s DOWNLOAD_DELAY_JITTER cannot be set"):
+        spider_settings("me@example.org", True, {"DOWNLOAD_DELAY_JITTER": 0.5})
