@@ -31,6 +31,83 @@ def _check_host(url: str, allowed: set[str]) -> None:
         raise BlockedUrl(f"refused {url[:200]}: {host} resolves to private address {private[0]}")
 
 
+def _connect_public(host: str, port: int, timeout: object, source_address: object,
+                    socket_options: object, blocked: list[str]) -> socket.socket:
+    """A socket to `host` connected only to an address that was checked to be public.
+
+    The name is resolved once, here; every address must be public, and the socket connects to
+    one of those very addresses (its peer checked again), so a DNS answer that changes between
+    a check and the connection (rebinding) cannot reach a private address."""
+    from urllib3.util.connection import _set_socket_options  # noqa: PLC0415
+    from urllib3.util.timeout import _DEFAULT_TIMEOUT  # noqa: PLC0415
+
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    private = sorted({i[4][0] for i in infos if not is_public_address(i[4][0])})
+    if private:
+        blocked.append(f"{host} resolves to private address {private[0]}")
+        raise OSError(blocked[-1])
+    error: OSError | None = None
+    for family, kind, proto, _, address in infos:
+        sock = socket.socket(family, kind, proto)
+        try:
+            _set_socket_options(sock, socket_options)
+            if timeout is not _DEFAULT_TIMEOUT:
+                sock.settimeout(timeout)  # type: ignore[arg-type]
+            if source_address:
+                sock.bind(source_address)  # type: ignore[arg-type]
+            sock.connect(address)
+            peer = sock.getpeername()[0]
+            if not is_public_address(peer):
+                blocked.append(f"{host} connected to private address {peer}")
+                raise OSError(blocked[-1])
+            return sock
+        except OSError as exc:
+            sock.close()
+            error = exc
+            if blocked:
+                break
+    raise error or OSError(f"cannot connect to {host}")
+
+
+def _guarded_session(allowed: set[str], blocked: list[str]) -> object:
+    """A requests session whose every connection (robots.txt, redirects, the file) goes through
+    `_connect_public`, with the URL's own Host header and TLS server name; hosts in `allowed`
+    connect as usual. No proxy from the environment (the checked address must be the peer)."""
+    import requests  # noqa: PLC0415
+    from requests.adapters import HTTPAdapter  # noqa: PLC0415
+    from urllib3.connection import HTTPConnection, HTTPSConnection  # noqa: PLC0415
+    from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool  # noqa: PLC0415
+
+    def new_conn(self: HTTPConnection) -> socket.socket:
+        if self._dns_host.lower() in allowed:
+            return HTTPConnection._new_conn(self)
+        try:
+            return _connect_public(self._dns_host, self.port, self.timeout, self.source_address,
+                                   self.socket_options, blocked)
+        except OSError as exc:
+            from urllib3.exceptions import NewConnectionError  # noqa: PLC0415
+
+            raise NewConnectionError(self, f"Failed to establish a new connection: {exc}") from exc
+
+    http_conn = type("GuardedHTTPConnection", (HTTPConnection,), {"_new_conn": new_conn})
+    https_conn = type("GuardedHTTPSConnection", (HTTPSConnection,), {"_new_conn": new_conn})
+    pools = {
+        "http": type("GuardedHTTPPool", (HTTPConnectionPool,), {"ConnectionCls": http_conn}),
+        "https": type("GuardedHTTPSPool", (HTTPSConnectionPool,), {"ConnectionCls": https_conn}),
+    }
+
+    class GuardedAdapter(HTTPAdapter):
+        def init_poolmanager(self, *args: object, **kwargs: object) -> None:
+            super().init_poolmanager(*args, **kwargs)
+            self.poolmanager.pool_classes_by_scheme = pools
+
+    session = requests.Session()
+    session.trust_env = False
+    for scheme in ("http://", "https://"):
+        session.mount(scheme, GuardedAdapter())
+    return session
+
+
 def _robots_allow(session: object, url: str, agent: str, timeout: float) -> bool:
     parts = urlsplit(url)
     robots = f"{parts.scheme}://{parts.netloc}/robots.txt"
@@ -52,9 +129,10 @@ def fetch_bytes(url: str, contact: str, *, allowed: set[str] | None = None,
     `allowed` (the configured test hosts). robots.txt is obeyed. FetchError otherwise."""
     import requests  # noqa: PLC0415
 
-    allowed = allowed or set()
+    allowed = {host.lower() for host in allowed or set()}
     agent = user_agent(contact)
-    with requests.Session() as session:
+    blocked: list[str] = []  # why a connection was refused, said instead of "ConnectionError"
+    with _guarded_session(allowed, blocked) as session:
         session.headers["User-Agent"] = agent
         current = url
         for _ in range(MAX_REDIRECTS + 1):
@@ -67,6 +145,8 @@ def fetch_bytes(url: str, contact: str, *, allowed: set[str] | None = None,
             try:
                 response = session.get(current, timeout=timeout, allow_redirects=False, stream=True)
             except requests.RequestException as exc:
+                if blocked:
+                    raise FetchError(f"refused {current[:200]}: {blocked[-1]}") from None
                 raise FetchError(f"{current[:200]}: {type(exc).__name__}") from None
             with response:
                 if response.is_redirect or response.status_code in (301, 302, 303, 307, 308):

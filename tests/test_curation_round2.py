@@ -293,3 +293,50 @@ def test_reply_puts_every_untrusted_value_in_code_spans_and_keeps_the_table_whol
     table = [line for line in reply.splitlines() if line.startswith("| ")]
     for line in table:  # three cells: no pipe of the values splits a cell
         assert len(re.findall(r"(?<!\\)(?:\\\\)*\|", line.replace("\\\\", ""))) == 4, line
+
+
+# -- B5: the address that was checked is the address connected to (no DNS rebinding)
+def resolving(monkeypatch, answers: dict[str, list[str]]) -> list[str]:
+    """getaddrinfo answers each name in `answers` with its next address (the last repeats)."""
+    import socket
+
+    real, asked = socket.getaddrinfo, []
+
+    def fake(host, port, *args, **kwargs):
+        if host not in answers:
+            return real(host, port, *args, **kwargs)
+        asked.append(host)
+        queue = answers[host]
+        address = queue.pop(0) if len(queue) > 1 else queue[0]
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port or 0))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", fake)
+    return asked
+
+
+def test_a_name_that_rebinds_to_a_private_address_after_the_check_is_never_connected(
+        web, monkeypatch):
+    import pytest
+
+    from crawler.fetch import FetchError, fetch_bytes
+
+    web.add("/x.pdf", b"%PDF-1.4 internal secret")
+    asked = resolving(monkeypatch, {"rebind.example": ["93.184.216.34", "127.0.0.1"]})
+    with pytest.raises(FetchError) as caught:
+        fetch_bytes(f"http://rebind.example:{web.port}/x.pdf", "t@example.org", allowed=set())
+    assert str(caught.value) == (f"refused http://rebind.example:{web.port}/x.pdf: rebind.example"
+                                 " resolves to private address 127.0.0.1")
+    assert len(asked) >= 2 and web.count("/") == 0  # checked, re-resolved, nothing reached
+
+
+def test_the_guarded_connection_sends_the_names_own_host_header(web, monkeypatch):
+    import crawler.fetch as fetch
+
+    web.add("/x.pdf", b"%PDF-1.4 the paper")
+    resolving(monkeypatch, {"pdfs.example": ["127.0.0.1"]})
+    monkeypatch.setattr(fetch, "is_public_address", lambda address: True)  # loopback as "public"
+    data, final = fetch.fetch_bytes(f"http://pdfs.example:{web.port}/x.pdf", "t@example.org")
+    assert data == b"%PDF-1.4 the paper" and final.endswith("/x.pdf")
+    got = next(r for r in web.requests if r.path == "/x.pdf")
+    host = next(v for k, v in got.headers.items() if k.lower() == "host")
+    assert host == f"pdfs.example:{web.port}"
