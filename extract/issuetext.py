@@ -72,14 +72,24 @@ def decode_text(data: bytes | str | None) -> str:
     return re.sub(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", " ", text)
 
 
+_CLOSING = {")": "(", "]": "[", "}": "{", ">": "<"}
+
+
 def strip_trailing(value: str) -> str:
-    """Drop the punctuation that ends the sentence around a DOI or URL; keep balanced brackets."""
-    while value and value[-1] in _TRAILING + ")]}>":
-        opening = {")": "(", "]": "[", "}": "{", ">": "<"}.get(value[-1])
-        if opening and value.count(opening) >= value.count(value[-1]):
+    """Drop the punctuation that ends the sentence around a DOI or URL; keep balanced brackets.
+
+    Brackets are counted once and the end moved back, so a long run of them stays linear."""
+    counts = {ch: value.count(ch) for ch in "()[]{}<>"}
+    end = len(value)
+    while end and value[end - 1] in _TRAILING + ")]}>":
+        last = value[end - 1]
+        opening = _CLOSING.get(last)
+        if opening and counts[opening] >= counts[last]:
             break  # balanced: the bracket belongs to it, as in 10.1016/S0140-6736(20)30183-5
-        value = value[:-1]
-    return value
+        if opening:
+            counts[last] -= 1
+        end -= 1
+    return value[:end]
 
 
 def clean_doi(raw: str) -> str:

@@ -340,3 +340,18 @@ def test_the_guarded_connection_sends_the_names_own_host_header(web, monkeypatch
     got = next(r for r in web.requests if r.path == "/x.pdf")
     host = next(v for k, v in got.headers.items() if k.lower() == "host")
     assert host == f"pdfs.example:{web.port}"
+
+
+# -- B7: a long run of brackets after a link is trimmed in linear time
+def test_trailing_brackets_are_trimmed_in_linear_time():
+    import time
+
+    from extract.issuetext import parse_request, strip_trailing
+
+    assert strip_trailing("10.1016/S0140-6736(20)30183-5).") == "10.1016/S0140-6736(20)30183-5"
+    assert strip_trailing("https://x.org/a_(b)]),") == "https://x.org/a_(b)"
+    assert strip_trailing("(x)>>}") == "(x)"
+    start = time.perf_counter()
+    request = parse_request("see https://a.org/x" + ")" * 250_000 + " and 10.1234/x" + ")" * 250_000)
+    assert time.perf_counter() - start < 2.0  # was 27 s: the brackets were recounted per character
+    assert request.dois == ["10.1234/x"]
