@@ -33,12 +33,12 @@ def label_matrix(rows: list[Row]) -> tuple[list[str], np.ndarray]:
     As torchxrayvision does, each `/` token of a finding is a label, so
     "Pneumonia/Viral/COVID-19" is positive for Pneumonia, Viral and COVID-19.
     """
-    per_row = [expand_labels(_clean(row.get("finding", ""))) for row in rows]
+    per_row = [expand_labels(clean_finding(row.get("finding", ""))) for row in rows]
     labels = sorted({label for found in per_row for label in found})
     column = {label: k for k, label in enumerate(labels)}
     matrix = np.zeros((len(rows), len(labels)), dtype=np.float32)
     for i, (row, found) in enumerate(zip(rows, per_row, strict=True)):
-        if not is_reviewed(_clean(row.get("finding", ""))):
+        if not is_reviewed(clean_finding(row.get("finding", ""))):
             matrix[i] = np.nan
             continue
         for label in found:
@@ -46,7 +46,7 @@ def label_matrix(rows: list[Row]) -> tuple[list[str], np.ndarray]:
     return labels, matrix
 
 
-def _clean(finding: str) -> str:
+def clean_finding(finding: str) -> str:
     """The finding as labels see it: the canonical spelling when known, else trimmed parts."""
     known = canonical_finding(finding)
     if known:
@@ -58,7 +58,7 @@ def label_counts(rows: list[Row]) -> Counter[str]:
     """How many rows carry each label."""
     counts: Counter[str] = Counter()
     for row in rows:
-        counts.update(expand_labels(_clean(row.get("finding", ""))))
+        counts.update(expand_labels(clean_finding(row.get("finding", ""))))
     return counts
 
 
@@ -129,11 +129,19 @@ def _log_changes(log: Path, column: str, old: str, new: str, where: list[tuple[s
         os.fsync(handle.fileno())
 
 
-def check_new_finding(new: str) -> str:
-    """The new value if the taxonomy knows it in that spelling, else a ValueError saying why."""
+def check_new_finding(new: str, allow_new: bool = False) -> str:
+    """The new value if the taxonomy knows it in that spelling (or, with `allow_new`, does not
+    know it at all and it has no stray whitespace), else a ValueError saying why.
+
+    A spelling the taxonomy maps to another one is refused even with `allow_new`: it would be
+    one finding under two names."""
     canonical = canonical_finding(new)
     if canonical is None:
-        raise ValueError(f"{new!r} is not a finding in the taxonomy (cxrbank/schema.py)")
+        if not allow_new:
+            raise ValueError(f"{new!r} is not a finding in the taxonomy (cxrbank/schema.py)")
+        if new != clean_finding(new) or "  " in new:
+            raise ValueError(f"{new!r} has stray whitespace: use {clean_finding(new)!r}")
+        return new
     if canonical != new:
         raise ValueError(f"{new!r} is not the canonical spelling: use {canonical!r}")
     return new

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from curation.labels import clean_finding
 from cxrbank.collection import Row
 from cxrbank.schema import expand_labels, is_reviewed, label_vocabulary
 
@@ -13,9 +14,11 @@ def label_table(rows: list[Row]) -> dict[str, dict[int, int]]:
     """For every label, how many reviewed rows have it (1) and do not (0).
 
     Counted as torchxrayvision's COVID19_Dataset does: rows with finding `todo` are left out,
-    each `/` token of a finding is a label.
+    each `/` token of a finding is a label; a finding in another spelling the taxonomy knows
+    counts as its canonical one (as `cxrbank labels` counts it).
     """
-    reviewed = [row["finding"].strip() for row in rows if is_reviewed(row["finding"])]
+    findings = [clean_finding(row["finding"]) for row in rows]
+    reviewed = [finding for finding in findings if is_reviewed(finding)]
     table: dict[str, dict[int, int]] = {}
     for label in label_vocabulary(reviewed):
         positives = sum(1 for finding in reviewed if label in expand_labels(finding))

@@ -355,3 +355,34 @@ def test_trailing_brackets_are_trimmed_in_linear_time():
     request = parse_request("see https://a.org/x" + ")" * 250_000 + " and 10.1234/x" + ")" * 250_000)
     assert time.perf_counter() - start < 2.0  # was 27 s: the brackets were recounted per character
     assert request.dois == ["10.1234/x"]
+
+
+# -- B8: stats and labels count a finding in another known spelling the same way
+def test_stats_and_labels_count_the_same_labels_for_non_canonical_spellings():
+    from curation.labels import label_counts
+    from curation.stats import label_table
+
+    findings = ["Pneumonia/Viral/SARS", "SARS", "covid-19", " Pneumonia / Viral / COVID-19",
+                "No Finding", "todo", "Made Up/Thing "]
+    rows = [{**blank_row(), "finding": f} for f in findings]
+    table, counts = label_table(rows), label_counts(rows)
+    assert {label: table[label][1] for label in table} == dict(counts)
+    assert table["Pneumonia"] == {0: 2, 1: 4} and table["SARS"][1] == 2
+    assert table["Thing"][1] == 1
+
+
+def test_relabel_allow_new_refuses_a_spelling_the_taxonomy_maps_elsewhere(tmp_path):
+    src = make_upstream_checkout(tmp_path / "src")
+    root = str(tmp_path / "c")
+    assert run("import", str(src), "--root", root).exit_code == 0
+    before = (tmp_path / "c" / "metadata.csv").read_bytes()
+    refused = run("relabel", "Pneumonia/Viral/SARS", "SARS", "--allow-new", "--root", root)
+    assert refused.exit_code == 2
+    assert "Error: 'SARS' is not the canonical spelling: use 'Pneumonia/Viral/SARS'" in refused.output
+    spaced = run("relabel", "Pneumonia/Viral/SARS", "Pneumonia/Viral/New ", "--allow-new",
+                 "--root", root)
+    assert spaced.exit_code == 2 and "stray whitespace" in spaced.output
+    assert (tmp_path / "c" / "metadata.csv").read_bytes() == before
+    new = run("relabel", "Pneumonia/Viral/SARS", "Pneumonia/Viral/New", "--allow-new", "--root", root)
+    assert new.exit_code == 0, new.output
+    assert "Pneumonia/Viral/New" in {r["finding"] for r in Collection.open(root).read_rows()}

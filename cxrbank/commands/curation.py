@@ -193,7 +193,9 @@ def labels_cmd(root: Path, as_json: bool) -> None:
 @click.argument("new")
 @click.option("--where", "where", multiple=True, metavar="COLUMN=VALUE",
               help="Only rows whose COLUMN equals VALUE (repeatable; all must hold).")
-@click.option("--allow-new", is_flag=True, help="Accept a NEW finding the taxonomy does not know.")
+@click.option("--allow-new", is_flag=True,
+              help="Accept a NEW finding the taxonomy does not know (never another spelling of"
+                   " one it knows).")
 @root_option
 @json_option
 def relabel_cmd(old: str, new: str, where: tuple[str, ...], allow_new: bool, root: Path,
@@ -210,8 +212,7 @@ def relabel_cmd(old: str, new: str, where: tuple[str, ...], allow_new: bool, roo
         conditions = parse_where(list(where))
         if not new.strip():
             raise ValueError("NEW is blank: a finding cannot be relabelled to nothing")
-        if not allow_new:
-            check_new_finding(new)
+        check_new_finding(new, allow_new)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
     collection = _open(root)
