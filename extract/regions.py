@@ -7,6 +7,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
+from extract.clips import MAX_CLIPS, clip_operators, image_clips
 from extract.records import BBox, Region
 
 MIN_SIDE = 20.0  # points: smaller regions are icons, bullets, rules
@@ -78,36 +79,44 @@ def placements_of(page: Any) -> list[dict[str, Any]]:
         if kind.endswith("image") and not any(_same_box(box, b) for b in boxes):
             infos = page.get_image_info(xrefs=True)
             break
-    return _shown(page, _clipped(page, infos))
+    return _clipped(page, _shown(page, infos))
 
 
 def _clipped(page: Any, infos: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Shrink each placement to what its clip path lets show (`placed` keeps the whole box).
+    """Shrink each placement (shown coordinates) to what the clip in force when it is drawn
+    lets show; `placed` keeps the whole box.
 
-    A clip that covers most of an image but not all of it is taken to be that image's crop
-    (a layout hiding a burned-in label or a margin); the visible box is what gets saved.
+    Only clips in force at the image's draw count (a column's clip closed before the image
+    does not); an image the trace does not find keeps its whole box. Pages whose content has
+    no clip operator and no form XObject (a form clips to its box) are not traced.
     """
-    if not infos or _paint_count(page) > MAX_DRAWINGS:
+    if not infos:
         return infos
-    try:
-        drawings = page.get_drawings(extended=True)
-    except Exception:  # MuPDF fails on some repaired files: then no clip is known
+    clips = clip_operators(_contents(page))
+    if clips > MAX_CLIPS or (not clips and not page.get_xobjects()):
         return infos
-    scissors = [tuple(d["scissor"]) for d in drawings
-                if d.get("type") == "clip" and d.get("scissor") is not None]
+    traced = image_clips(page)
+    if not traced:
+        return infos
     for info in infos:
         box = info["bbox"]
-        visible = box
-        for s in scissors:
-            if overlap_share(box, s) >= 0.5:
-                visible = (max(visible[0], s[0]), max(visible[1], s[1]),
-                           min(visible[2], s[2]), min(visible[3], s[3]))
+        shown = [_overlap(box, clip) for placed, clip in traced if _same_box(placed, box)]
+        shown = [s for s in shown if s[2] > s[0] and s[3] > s[1]]
+        if not shown:
+            continue  # not traced (or drawn wholly hidden): keep it whole
+        visible = shown[0]
+        for s in shown[1:]:
+            visible = _union(visible, s)
         w, h = box[2] - box[0], box[3] - box[1]
         cut = max(visible[0] - box[0], box[2] - visible[2]) / w if w > 0 else 0.0
         cut = max(cut, max(visible[1] - box[1], box[3] - visible[3]) / h if h > 0 else 0.0)
-        if cut > 0.02 and visible[2] > visible[0] and visible[3] > visible[1]:
+        if cut > 0.02:
             info["placed"], info["bbox"] = box, visible
     return infos
+
+
+def _overlap(a: BBox, b: BBox) -> BBox:
+    return (max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3]))
 
 
 def _contents(page: Any) -> list[bytes]:

@@ -1,0 +1,104 @@
+"""The clip in force at each image draw of a page, traced through MuPDF's device interface."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from extract.records import BBox
+
+UNBOUNDED: BBox = (-1e9, -1e9, 1e9, 1e9)
+MAX_CLIPS = 20_000  # clip operators on a page beyond which no clip is traced (then none is known)
+
+# a clip operator (W or W*) as a token, not a name (/W) or part of a word
+_CLIP = re.compile(rb"(?<![A-Za-z0-9*/#])W\*?(?![A-Za-z0-9*#])")
+
+
+def clip_operators(contents: list[bytes]) -> int:
+    """How many clip operators (W, W*) the content streams hold."""
+    return sum(len(_CLIP.findall(content)) for content in contents)
+
+
+def _intersect(a: BBox, b: BBox) -> BBox:
+    return (max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3]))
+
+
+def _box(rect: Any) -> BBox:
+    return (rect.x0, rect.y0, rect.x1, rect.y1)
+
+
+def _tracer() -> Any:
+    """A device recording each image's box and the bounds of the clip in force when drawn.
+
+    Every clip pushes the intersection of its bounds with the clip below it; pop_clip takes
+    it off. A soft mask (begin_mask) pushes no narrower area: what a mask hides is not known
+    here. Bounds of a clip never cut what the clip lets show.
+    """
+    from pymupdf import mupdf
+
+    def bound_path(path: Any, stroke: Any, ctm: Any) -> BBox:
+        return _box(mupdf.ll_fz_bound_path(path, stroke, ctm))
+
+    def bound_text(text: Any, stroke: Any, ctm: Any) -> BBox:
+        return _box(mupdf.ll_fz_bound_text(text, stroke, ctm))
+
+    def placed(ctm: Any) -> BBox:
+        return _box(mupdf.ll_fz_transform_rect(mupdf.fz_unit_rect, ctm))
+
+    class ClipTracer(mupdf.FzDevice2):
+        def __init__(self) -> None:
+            super().__init__()
+            self.stack: list[BBox] = [UNBOUNDED]
+            self.images: list[tuple[BBox, BBox]] = []
+            for name in ("clip_path", "clip_stroke_path", "clip_text", "clip_stroke_text",
+                         "clip_image_mask", "pop_clip", "begin_mask", "fill_image",
+                         "fill_image_mask"):
+                getattr(self, f"use_virtual_{name}")()
+
+        def push(self, bounds: BBox) -> None:
+            self.stack.append(_intersect(self.stack[-1], bounds))
+
+        def clip_path(self, _ctx, path, _even_odd, ctm, _scissor):
+            self.push(bound_path(path, None, ctm))
+
+        def clip_stroke_path(self, _ctx, path, stroke, ctm, _scissor):
+            self.push(bound_path(path, stroke, ctm))
+
+        def clip_text(self, _ctx, text, ctm, _scissor):
+            self.push(bound_text(text, None, ctm))
+
+        def clip_stroke_text(self, _ctx, text, stroke, ctm, _scissor):
+            self.push(bound_text(text, stroke, ctm))
+
+        def clip_image_mask(self, _ctx, _image, ctm, _scissor):
+            self.push(placed(ctm))
+
+        def begin_mask(self, _ctx, _area, _lum, _cs, _bc, _cp):
+            self.push(UNBOUNDED)
+
+        def pop_clip(self, _ctx):
+            if len(self.stack) > 1:
+                self.stack.pop()
+
+        def fill_image(self, _ctx, _image, ctm, _alpha, _cp):
+            self.images.append((placed(ctm), self.stack[-1]))
+
+        def fill_image_mask(self, _ctx, _image, ctm, _cs, _color, _alpha, _cp):
+            self.images.append((placed(ctm), self.stack[-1]))
+
+    return ClipTracer()
+
+
+def image_clips(page: Any) -> list[tuple[BBox, BBox]] | None:
+    """(image box, clip bounds in force when it is drawn) for each image draw of the page, in
+    the shown page's coordinates (as page.rect); UNBOUNDED where no clip applies. None when
+    the page cannot be traced (then no clip is known)."""
+    from pymupdf import mupdf
+
+    try:
+        device = _tracer()
+        mupdf.fz_run_page(page.this, device, mupdf.FzMatrix(), mupdf.FzCookie())
+        mupdf.fz_close_device(device)
+    except Exception:  # MuPDF fails on some damaged content: then no clip is known
+        return None
+    return device.images

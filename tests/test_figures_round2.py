@@ -1,0 +1,78 @@
+"""Round-2 regressions: clips not in force, repaired-but-whole PDFs, uniform panels, marks."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pymupdf
+from PIL import Image
+
+from extract import regions
+from extract.pdf import extract_figures
+from tests.fixtures.casereport import encode, radiograph_array
+
+CAPTION = "Figure 1. Chest radiograph on admission."
+
+
+def _page_with_image(wrap: str, arr: np.ndarray, fmt: str = "JPEG") -> bytes:
+    """One page with `arr` placed at 72,72-342,372 pt (shown coordinates) and a caption;
+    `wrap` is content put around the image's drawing: 'BEFORE{}AFTER' with {} the image."""
+    doc = pymupdf.open()
+    page = doc.new_page()
+    page.insert_image(pymupdf.Rect(72, 72, 342, 372), stream=encode(arr, fmt))
+    xref = page.get_contents()[0]
+    doc.update_stream(xref, wrap.format(doc.xref_stream(xref).decode()).encode())
+    page.insert_textbox(pymupdf.Rect(72, 378, 540, 400), CAPTION, fontsize=8)
+    return doc.tobytes()
+
+
+def _pixels(data: bytes) -> np.ndarray:
+    with Image.open(io.BytesIO(data)) as im:
+        return np.asarray(im.convert("L"))
+
+
+# PDF y of the image: 470 (bottom) to 770 (top); 300 pt for 320 px
+_TOP_HALF = "0 620 612 222 re W n"  # shows y 620..842: the image's top half
+_LEFT_COLUMN = "40 30 170 740 re W n"  # x 40..210: most of the image's left part
+
+
+def test_clip_closed_before_the_image_does_not_crop_it():
+    arr = radiograph_array(3)
+    data = _page_with_image(f"q {_LEFT_COLUMN}\nBT /F1 9 Tf ET\nQ\n{{}}", arr)
+    (figure,) = extract_figures(data)
+    assert figure.method == "embedded" and figure.extension == "jpg"
+    assert (figure.width, figure.height) == (288, 320)
+    assert np.allclose(figure.bbox, (72, 72, 342, 372), atol=0.5)
+
+
+def test_only_the_clip_still_in_force_after_nested_restore_crops():
+    arr = radiograph_array(4)
+    # outer clip: top half; an inner left-column clip is closed before the image is drawn
+    data = _page_with_image(f"q {_TOP_HALF}\nq {_LEFT_COLUMN}\nQ\n{{}}\nQ\n", arr, "PNG")
+    (figure,) = extract_figures(data)
+    assert figure.method == "clipped"
+    assert np.allclose(figure.bbox, (72, 72, 342, 222), atol=0.5)  # full width, top half
+    pixels = _pixels(figure.image)
+    assert pixels.shape == (160, 288) and np.array_equal(pixels, arr[:160])
+
+
+def test_clip_inside_a_form_xobject_crops_the_image_drawn_there():
+    arr = radiograph_array(5)
+    inner = pymupdf.open(stream=_page_with_image(f"q {_TOP_HALF}\n{{}}\nQ\n", arr, "PNG"))
+    doc = pymupdf.open()
+    page = doc.new_page()
+    page.show_pdf_page(page.rect, inner, 0)  # the page drawn as one form XObject
+    assert b" W" not in doc.xref_stream(page.get_contents()[0])
+    (figure,) = extract_figures(doc.tobytes())
+    assert figure.method == "clipped" and figure.caption.startswith("Figure 1.")
+    assert np.array_equal(_pixels(figure.image), arr[:160])
+
+
+def test_page_without_clip_operators_is_not_traced(monkeypatch):
+    calls = []
+    monkeypatch.setattr(regions, "image_clips", lambda page: calls.append(page) or [])
+    (figure,) = extract_figures(_page_with_image("{}", radiograph_array(6)))
+    assert figure.method == "embedded" and calls == []
+    extract_figures(_page_with_image(f"q {_TOP_HALF}\n{{}}\nQ\n", radiograph_array(6)))
+    assert len(calls) == 1
