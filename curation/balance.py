@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -19,7 +19,8 @@ class SplitView:
     labels: np.ndarray  # (n_images, n_labels) bool
     label_names: list[str]
     patient_ids: list[str]
-    patient_sex: list[str]  # per patient: M, F or ""
+    patient_sex: list[str]  # per patient: M, F or "" (the sex most of its rows give)
+    image_sex: list[str] = field(default_factory=list)  # per image: its own row's M, F or ""
 
     @property
     def folds(self) -> int:
@@ -153,16 +154,21 @@ def _sex_name(sex: str) -> str:
 
 
 def counts_table(view: SplitView) -> list[list[str]]:
-    """counts.tsv: subjects and images per partition and overall, in total and by sex."""
-    image_sex = np.array([_sex_name(view.patient_sex[p]) for p in view.patient.tolist()], dtype=object)
+    """counts.tsv: subjects and images per partition and overall, in total and by sex.
+
+    Images are counted by their own row's sex, subjects by the patient's (most rows') sex."""
+    own = view.image_sex or [view.patient_sex[p] for p in view.patient.tolist()]
+    image_sex = np.array([_sex_name(sex) for sex in own], dtype=object)
+    subject_sex = np.array([_sex_name(sex) for sex in view.patient_sex], dtype=object)
     partition = view.partition
     rows = [["partition", "sex", "subjects", "images"]]
     for name in (*PARTITIONS, "all"):
         in_part = np.ones(len(partition), bool) if name == "all" else partition == PARTITIONS.index(name)
+        patients = np.unique(view.patient[in_part])
         for sex in ("all", "F", "M", "unknown"):
-            mask = in_part if sex == "all" else in_part & (image_sex == sex)
-            subjects = len(set(view.patient[mask].tolist()))
-            rows.append([name, sex, str(subjects), str(int(mask.sum()))])
+            images = in_part if sex == "all" else in_part & (image_sex == sex)
+            subjects = patients if sex == "all" else patients[subject_sex[patients] == sex]
+            rows.append([name, sex, str(len(subjects)), str(int(images.sum()))])
     return rows
 
 

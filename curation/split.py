@@ -99,6 +99,7 @@ class PatientTable:
     image_labels: np.ndarray  # (images, labels) bool
     label_names: list[str]
     filenames: list[str]
+    image_sex: list[str] = field(default_factory=list)  # (images,) each row's own M, F or ""
 
 
 @dataclass
@@ -119,6 +120,7 @@ class Split:
             patient=t.image_patient, fold=self.fold[t.image_patient],
             fold_partition=self.settings.fold_partition(), labels=t.image_labels,
             label_names=t.label_names, patient_ids=t.ids, patient_sex=t.sex,
+            image_sex=t.image_sex,
         )
 
 
@@ -205,6 +207,7 @@ def patient_table(rows: list[dict[str, str]], settings: SplitSettings) -> Patien
         ids=ids, sex=sex.tolist(), counts=counts, weights=dim_weights(counts, base), base=base,
         dims=dims, image_patient=image_patient, image_labels=image_labels,
         label_names=label_names, filenames=[r["filename"] for r in rows],
+        image_sex=np.array(["M", "F", ""])[sex_codes].tolist(),
     )
 
 

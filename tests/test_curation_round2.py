@@ -386,3 +386,22 @@ def test_relabel_allow_new_refuses_a_spelling_the_taxonomy_maps_elsewhere(tmp_pa
     new = run("relabel", "Pneumonia/Viral/SARS", "Pneumonia/Viral/New", "--allow-new", "--root", root)
     assert new.exit_code == 0, new.output
     assert "Pneumonia/Viral/New" in {r["finding"] for r in Collection.open(root).read_rows()}
+
+
+# -- B9: counts.tsv counts each image by its own row's sex, each subject once by the patient's
+def test_counts_table_counts_images_by_their_own_rows_sex():
+    from curation.balance import counts_table
+    from curation.split import SplitSettings, split_rows
+
+    def row(pid: str, name: str, sex: str) -> dict[str, str]:
+        return {**blank_row(), "patientid": pid, "filename": name, "sex": sex,
+                "finding": "Pneumonia/Viral/COVID-19", "modality": "X-ray", "view": "PA"}
+
+    rows = [row("1", "a.png", "F"), row("1", "b.png", "F"), row("1", "c.png", "M"),
+            row("2", "d.png", "M"), row("3", "e.png", "")]
+    split = split_rows(rows, SplitSettings(ratios=(1, 1, 1), folds=3, seed=1))
+    table = {(r[0], r[1]): (int(r[2]), int(r[3])) for r in counts_table(split.view())[1:]}
+    assert table[("all", "all")] == (3, 5)
+    assert table[("all", "F")] == (1, 2)  # patient 1 is F; two of its images are
+    assert table[("all", "M")] == (1, 2)  # patient 2, and patient 1's image c.png
+    assert table[("all", "unknown")] == (1, 1)
