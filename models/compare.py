@@ -3,6 +3,7 @@ the images and patients the older model trained or validated on."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,7 @@ def seen_by(state: dict[str, Any], root: Path, name: str) -> Seen:
 
 def compare_checkpoints(
     old: Path, new: Path, root: Path, split: str = "test", rounds: int = 1000,
-    device: str = "auto",
+    device: str = "auto", warn: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Two releases' models on the newer one's release (its frozen rows and split), both without
     the old model's training and validation patients: per-label AUC of each and the change.
@@ -54,7 +55,8 @@ def compare_checkpoints(
     for name, checkpoint in (("old", old), ("new", new)):
         reports[name] = evaluate_checkpoint(checkpoint, root=root, split=split, rounds=rounds,
                                             device=device, release=release, seen=seen,
-                                            suffix=suffix)
+                                            suffix=suffix, working=release is None,
+                                            warn=warn if name == "new" else None)
     labels = sorted(set(reports["old"]["labels"]) | set(reports["new"]["labels"]))
     rows = {}
     for label in labels:

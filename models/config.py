@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -128,10 +129,13 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def load_split_rows(config: TrainConfig) -> tuple[dict[str, list[Row]], str, str]:
+def load_split_rows(
+    config: TrainConfig, warn: Callable[[str], None] | None = None,
+) -> tuple[dict[str, list[Row]], str, str]:
     """Rows per split (train/val/test) after the view and modality filters, the split hash and
     the data version (sha256 of metadata.csv). DataError when the split no longer fits the rows
-    (rows added after it, a patient in two of train/val/test)."""
+    (rows added after it, a patient in two of train/val/test). With `warn` (evaluation), rows
+    added after the split are only said through it: they are in no split, so not evaluated."""
     root = Path(config.root)
     collection = Collection(root)
     if not collection.metadata_path.is_file():
@@ -141,10 +145,18 @@ def load_split_rows(config: TrainConfig) -> tuple[dict[str, list[Row]], str, str
     metadata = Path(config.metadata) if config.metadata else collection.metadata_path
     all_rows = ([{**blank_row(), **r} for r in read_csv_rows(metadata)[1]] if config.metadata
                 else collection.read_rows())
-    check_split(collection, all_rows, partition_path)
+    if warn is None:
+        check_split(collection, all_rows, partition_path)
+    else:  # a patient in two partitions is still refused
+        check_split(collection, [r for r in all_rows if r["filename"] in partition],
+                    partition_path)
     rows = select_rows(all_rows, config.views, config.modalities)
     if not rows:
         raise DataError(_no_rows(all_rows, config))
+    unplaced = sum(row["filename"] not in partition for row in rows)
+    if unplaced and warn is not None:
+        warn(f"{unplaced} of {len(rows)} rows are in no split (added after `cxrbank split`) "
+             "and are not evaluated; run `cxrbank split` to place them")
     splits: dict[str, list[Row]] = {"train": [], "val": [], "test": []}
     for row in rows:
         entry = partition.get(row["filename"])

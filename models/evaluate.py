@@ -191,11 +191,18 @@ def evaluate_checkpoint(
     release: str | None = None,
     seen: Seen | None = None,
     suffix: str | None = None,
+    working: bool = False,
+    warn: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Evaluate a checkpoint on a split of its collection (or of a release's frozen rows and
-    split), leaving out the images and patients of `seen`; write metrics JSON and a model card
-    as <stem>-<split><suffix>, the suffix "-on-RELEASE" by default when RELEASE is not the one
-    the checkpoint was trained on (its own evaluation is never overwritten)."""
+    """Evaluate a checkpoint on a split of a release's frozen rows and split — `release`, by
+    default the one the checkpoint was trained on — or, without one (or with `working`), of the
+    working collection. Write metrics JSON and a model card as <stem>-<split><suffix>.
+
+    On data other than the checkpoint's own, the images and patients it trained or validated
+    on are left out (`seen`, by default from its release's partition) and the suffix is
+    "-on-RELEASE" or "-on-collection": its own evaluation is never overwritten. Rows that no
+    split places (added after it) are not evaluated; `warn` is told how many."""
+    from models.compare import seen_by  # noqa: PLC0415
     from models.train import (  # train imports this module: import it late
         TrainConfig,
         load_split_rows,
@@ -204,14 +211,25 @@ def evaluate_checkpoint(
 
     state = load_checkpoint(checkpoint)
     config = TrainConfig.from_dict(state["config"])
+    # the data it trained on: its release's files, or the working collection (a checkpoint
+    # whose release is only a name, without the release's files, trained on the collection)
+    own_release = state.get("release") if state["config"].get("metadata") else None
+    if release is None and not working:
+        release = own_release
     if root is not None:
         config.root = str(root)
-        config.metadata = config.partition = None  # the collection's own files, unless --release
+        config.metadata = config.partition = None  # the collection's own files, unless a release
     if release is not None:
         config.use_release(release)
+    elif config.metadata:  # no --root: the working collection the checkpoint names
+        config.metadata = config.partition = None
+    config.release = release
     torch_device = resolve_device(device)
-    evaluated_release = config.release if config.metadata else None
-    splits, current_hash, data_version = load_split_rows(config)
+    evaluated_release = release
+    own_data = evaluated_release == own_release
+    if not own_data and seen is None:
+        seen = seen_by(state, Path(config.root), checkpoint.name)
+    splits, current_hash, data_version = load_split_rows(config, warn=warn)
     if split not in splits or not splits[split]:
         raise ValueError(f"split {split!r} has no rows in {config.root}")
     rows, excluded = splits[split], None
@@ -254,7 +272,7 @@ def evaluate_checkpoint(
     }
     out = out_dir or checkpoint.parent
     if suffix is None:
-        suffix = f"-on-{release}" if release and release != state.get("release") else ""
+        suffix = "" if own_data else f"-on-{evaluated_release or 'collection'}"
     stem = f"{checkpoint.stem}-{split}{suffix}"
     text = json.dumps(plain_json(report), indent=2, allow_nan=False)
     atomic_write_bytes(out / f"{stem}.metrics.json", text.encode())

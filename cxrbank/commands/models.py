@@ -179,7 +179,8 @@ def evaluate_cmd(
         raise CxrbankError(f"evaluation needs torch: pip install 'cxrbank[train]' ({exc})") from exc
     if compare is not None:
         try:
-            result = compare_checkpoints(compare[0], compare[1], root, split, bootstrap, device)
+            result = compare_checkpoints(compare[0], compare[1], root, split, bootstrap, device,
+                                         warn=_warn)
         except (DataError, ValueError, OSError, RuntimeError) as exc:
             raise CxrbankError(f"--compare: {exc}") from exc
         if as_json:
@@ -201,7 +202,7 @@ def evaluate_cmd(
     try:
         report = evaluate_checkpoint(
             checkpoint, root=root, split=split, threshold=threshold, rounds=bootstrap,
-            device=device, out_dir=out, release=release,
+            device=device, out_dir=out, release=release, warn=_warn,
         )
     except (DataError, ValueError, OSError, RuntimeError) as exc:
         message = str(exc)
@@ -229,12 +230,15 @@ _RESUMED = {"arch": "arch", "size": "size", "epochs": "epochs", "batch_size": "b
 
 
 def _resumed_defaults(resume: Path) -> dict[str, Any]:
-    """The checkpoint's settings for every option of this command line left at its default."""
+    """The checkpoint's settings for every option of this command line left at its default;
+    its labels are the ones it trained on (its `labels` entry: checkpoints written by an
+    earlier --resume carry other labels in their config)."""
     from click.core import ParameterSource  # noqa: PLC0415
 
     from models.checkpoints import load_checkpoint  # noqa: PLC0415
 
-    saved = load_checkpoint(resume)["config"]
+    state = load_checkpoint(resume)
+    saved = {**state["config"], "labels": list(state["labels"])}
     context = click.get_current_context()
     taken = {}
     for option, key in _RESUMED.items():
@@ -242,6 +246,10 @@ def _resumed_defaults(resume: Path) -> dict[str, Any]:
             value = saved[key]
             taken[key] = tuple(value) if isinstance(value, list) else value
     return taken
+
+
+def _warn(message: str) -> None:
+    say(f"Warning: {message}")
 
 
 def _check_release_name(version: str) -> None:
