@@ -176,6 +176,10 @@ def import_upstream(
                 new_rows.append(row)
                 present.add(row["filename"])
             if new_rows:
+                # ids bound before the rows are written: an import stopped in between and run
+                # again still gives each upstream patient the id its first rows have
+                for upstream_id, patientid in ids.items():
+                    _bind_first(collection, f"upstream:{upstream_id}", patientid)
                 collection.write_rows(existing + new_rows)
         except BaseException:
             # Files never without their rows, rows never without their files: a failure after
@@ -186,8 +190,6 @@ def import_upstream(
             for path in copied:
                 path.unlink(missing_ok=True)
             raise
-    for upstream_id, patientid in ids.items():
-        _bind_first(collection, f"upstream:{upstream_id}", patientid)
     for row in new_rows:
         rid = radiopaedia_rid(row)
         if rid and row["patientid"]:

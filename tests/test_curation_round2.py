@@ -405,3 +405,24 @@ def test_counts_table_counts_images_by_their_own_rows_sex():
     assert table[("all", "F")] == (1, 2)  # patient 1 is F; two of its images are
     assert table[("all", "M")] == (1, 2)  # patient 2, and patient 1's image c.png
     assert table[("all", "unknown")] == (1, 1)
+
+
+def test_a_first_import_stopped_before_its_rows_keeps_upstream_ids_when_run_again(
+        tmp_path, monkeypatch):
+    import pytest
+
+    from cxrbank.upstream import import_upstream
+
+    src = make_upstream_checkout(tmp_path / "src")
+    collection = Collection.create(tmp_path / "c")
+
+    def full(rows) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(collection, "write_rows", full)
+    with pytest.raises(OSError):
+        import_upstream(src, collection)
+    monkeypatch.undo()
+    report = import_upstream(src, collection)
+    assert report.imported == len(CASES)
+    assert sorted(r["patientid"] for r in collection.read_rows()) == sorted(c[0] for c in CASES)
