@@ -328,7 +328,7 @@ class RadiopaediaSpider(scrapy.Spider):
         middle = ordered[len(ordered) // 2]
         try:
             volume = state.nifti_bytes([ct.slices[i.image_id] for i in ordered], ct.stack.spacing)
-        except (ValueError, OSError) as exc:
+        except Exception as exc:  # one stack's bad data must not lose the case's other images
             job.errors.append(f"rID {case.rid} study {study.study_id}: no CT volume ({exc})")
             return
         row = case_row(case, study, middle, "CT", job.patientid)

@@ -147,7 +147,9 @@ def train_cmd(
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Per-label AUC change between two releases' models on NEW's release test split.")
 @click.option("--release", default=None, metavar="VERSION",
-              help="Evaluate on this release's frozen rows and split.")
+              help="Evaluate on this release's frozen rows and split [default: the release "
+                   "the model trained on, else the working collection]; on another one, the "
+                   "model's training patients are left out and results go to *-on-VERSION.*")
 @click.option("--split", type=click.Choice(("train", "val", "test")), default="test",
               show_default=True)
 @click.option("--threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True,
