@@ -25,6 +25,8 @@ MAX_IMAGE_SAMPLES = 150_000_000  # declared pixels x colour channels past this i
 MAX_PAGES = 2000
 EOF_SEARCH_BYTES = 64 * 1024  # %%EOF may be followed by this much padding
 _STRUCTURE_AFTER_EOF = re.compile(rb"\b(?:\d+ \d+ obj|endobj|stream|xref|trailer|startxref)\b")
+# MuPDF warnings, while opening, that a repaired file lost something (an object cut off)
+_LOSS_WARNINGS = ("missing 'endobj'", "premature end", "truncated", "object out of range")
 MIN_LOOSE_SIDE = 72.0  # points: an image with no caption must be at least an inch each way
 
 
@@ -46,9 +48,9 @@ def _ends_with_eof(data: bytes) -> bool:
 def open_pdf(data: bytes, problems: list[str] | None = None) -> Any:
     """Open PDF bytes with PyMuPDF, or raise PdfError with one clear reason.
 
-    A file MuPDF had to repair (broken cross-reference table, objects cut off) still opens;
-    one line saying so goes to `problems`. Mere padding after the last %%EOF (which also
-    makes MuPDF rebuild the table) is not a problem.
+    A file MuPDF had to repair still opens; when the repair lost content (objects cut off,
+    a page's streams missing) one line saying so goes to `problems`. A repair that lost
+    nothing (stale offsets, padding after the last %%EOF) is not a problem.
     """
     import pymupdf
 
@@ -60,10 +62,12 @@ def open_pdf(data: bytes, problems: list[str] | None = None) -> Any:
         raise PdfError("not a PDF (no %PDF- header)")
     if not _ends_with_eof(data):
         raise PdfError("truncated PDF (no %%EOF at the end)")
+    pymupdf.TOOLS.reset_mupdf_warnings()
     try:
         doc = pymupdf.open(stream=data, filetype="pdf")
     except Exception as exc:  # MuPDF raises several types for broken files
         raise PdfError(f"unreadable PDF ({exc})") from None
+    warnings = pymupdf.TOOLS.mupdf_warnings()
     if doc.needs_pass:
         doc.close()
         raise PdfError("encrypted PDF (password required)")
@@ -78,25 +82,37 @@ def open_pdf(data: bytes, problems: list[str] | None = None) -> Any:
     except PdfError:
         doc.close()
         raise
-    if doc.is_repaired and problems is not None and _damaged(data):
+    if doc.is_repaired and problems is not None and _lost_content(doc, warnings):
         problems.append("damaged PDF (MuPDF repaired a broken or cut-off file); "
                         "figures may be missing")
     return doc
 
 
-def _damaged(data: bytes) -> bool:
-    """True when the file still needs repair without whatever follows its last %%EOF."""
-    import pymupdf
+def _lost_content(doc: Any, warnings: str) -> bool:
+    """True when MuPDF's repair of a file lost content: an object was cut off, or a page, its
+    content stream, an image, form or font it uses is missing. Stale cross-reference offsets (a line added
+    after the header) and padding after %%EOF make MuPDF repair too, losing nothing."""
+    if any(marker in warnings for marker in _LOSS_WARNINGS):
+        return True
+    for page in doc:
+        if _missing(doc, page.xref, stream=False):
+            return True
+        streams = [*page.get_contents(), *(image[0] for image in page.get_images(full=True)),
+                   *(form[0] for form in page.get_xobjects())]
+        if any(_missing(doc, xref, stream=True) for xref in streams):
+            return True
+        if any(_missing(doc, font[0], stream=False) for font in page.get_fonts()):
+            return True
+    return False
 
-    end = data.rfind(b"%%EOF")
-    trimmed = data[: end + 5] + b"\n"
-    if end < 0 or len(trimmed) >= len(data):
+
+def _missing(doc: Any, xref: int, stream: bool) -> bool:
+    """An object a page refers to is not in the (repaired) file, or not a stream as it must."""
+    if not 0 < xref < doc.xref_length():
         return True
-    try:
-        with pymupdf.open(stream=trimmed, filetype="pdf") as doc:
-            return doc.is_repaired
-    except Exception:  # the trimmed file is worse off: the original was damaged
-        return True
+    if stream:
+        return not doc.xref_is_stream(xref)
+    return doc.xref_object(xref, compressed=True).strip() == "null"
 
 
 def _check_bombs(doc: Any) -> None:

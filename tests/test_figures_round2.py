@@ -76,3 +76,35 @@ def test_page_without_clip_operators_is_not_traced(monkeypatch):
     assert figure.method == "embedded" and calls == []
     extract_figures(_page_with_image(f"q {_TOP_HALF}\n{{}}\nQ\n", radiograph_array(6)))
     assert len(calls) == 1
+
+
+def _three_page_pdf() -> bytes:
+    doc = pymupdf.open()
+    for k in range(3):
+        page = doc.new_page()
+        page.insert_image(pymupdf.Rect(72, 72, 342, 372), stream=encode(radiograph_array(k)))
+        page.insert_textbox(pymupdf.Rect(72, 378, 540, 400), f"Figure {k + 1}. Radiograph.",
+                            fontsize=8)
+    return doc.tobytes()
+
+
+def test_pdf_with_stale_xref_offsets_is_repaired_silently():
+    data = _three_page_pdf()
+    end = data.index(b"\n") + 1
+    shifted = data[:end] + b"%comment line added after the header\n" + data[end:]
+    assert pymupdf.open(stream=shifted).is_repaired  # MuPDF rebuilds the table...
+    problems: list[str] = []
+    figures = extract_figures(shifted, problems=problems)
+    assert problems == []  # ...but nothing was lost
+    assert [f.image for f in figures] == [f.image for f in extract_figures(data)]
+
+
+def test_pdf_cut_between_objects_is_reported_as_damaged():
+    data = _three_page_pdf()
+    # cut exactly at an object boundary: no object is cut off, later ones are missing
+    cut = data[: data.index(b"endobj", len(data) // 2) + 6] + b"\n%%EOF\n"
+    problems: list[str] = []
+    figures = extract_figures(cut, problems=problems)
+    assert len(figures) < 3
+    assert problems == ["damaged PDF (MuPDF repaired a broken or cut-off file); "
+                        "figures may be missing"]
