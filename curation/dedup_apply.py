@@ -93,8 +93,9 @@ def _well_formed(entry: object) -> bool:
         return False
     if not all(isinstance(entry.get(k), t) for k, t in _FIELDS[entry["op"]].items()):
         return False
-    if entry["op"] == "start" and not isinstance(entry.get("renames", {}), dict):
-        return False
+    if entry["op"] == "start":
+        renames = entry.get("renames", {})
+        return isinstance(renames, dict) and all(isinstance(v, str) for v in renames.values())
     if entry["op"] != "drop":
         return True
     paths = [Path(entry["file"]), Path(entry["moved_to"])]

@@ -36,6 +36,7 @@ class ImportReport:
     imported: int = 0
     already_present: int = 0
     removed_earlier: int = 0  # images `dedup --apply` removed as duplicates: never put back
+    patient_ids: dict[str, str] = field(default_factory=dict)  # upstream id -> id, where changed
     problems: list[str] = field(default_factory=list)  # one line each, with the source row
     findings_mapped: dict[str, str] = field(default_factory=dict)  # old -> new, where changed
 
@@ -195,6 +196,7 @@ def import_upstream(
         if rid and row["patientid"]:
             _bind_first(collection, f"radiopaedia:{rid}", row["patientid"])
     report.imported = len(new_rows)
+    report.patient_ids = {old: new for old, new in ids.items() if old != new}
     return report
 
 

@@ -49,8 +49,10 @@ def test_import_into_a_collection_with_rows_gives_upstream_patients_their_own_id
     collection.add_images([NewImage((tmp_path / "mine.png").read_bytes(), "mine", mine)])
     assert mine["patientid"] == "1"
     src = make_upstream_checkout(tmp_path / "src")
-    result = run("import", str(src), "--root", str(collection.root))
+    result = run("import", str(src), "--root", str(collection.root), "--json")
     assert result.exit_code == 0, result.output
+    mapped = json.loads(result.stdout)["patient_ids"]
+    assert sorted(mapped) == sorted({case[0] for case in CASES}) and "1" not in mapped.values()
     rows = collection.read_rows()
     assert [r["patientid"] for r in rows if r["filename"].startswith("mine")] == ["1"]
     upstream = [r for r in rows if r["filename"].startswith("case")]

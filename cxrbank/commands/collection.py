@@ -45,6 +45,7 @@ def import_cmd(src: Path, link: bool, root: Path, as_json: bool) -> None:
             "imported": report.imported,
             "already_present": report.already_present,
             "removed_earlier": report.removed_earlier,
+            "patient_ids": report.patient_ids,
             "findings_mapped": report.findings_mapped,
             "problems": report.problems,
         })
@@ -53,6 +54,9 @@ def import_cmd(src: Path, link: bool, root: Path, as_json: bool) -> None:
             say(problem)
         for old, new in sorted(report.findings_mapped.items()):
             say(f"finding {old!r} -> {new!r}")
+        if report.patient_ids:
+            say(f"{len(report.patient_ids)} upstream patient ids given this collection's own ids"
+                " (it had rows already; kept in state as upstream:ID)")
         removed = (f", {report.removed_earlier} removed earlier as duplicates"
                    if report.removed_earlier else "")
         click.echo(f"imported {report.imported} rows into {collection.metadata_path}"
