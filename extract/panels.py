@@ -13,6 +13,7 @@ MIN_PANEL = 0.15  # a panel spans at least this share of the figure's width or h
 MIN_LABEL = 0.05  # a sliver narrower than this between gutters is a panel letter, not a panel
 MIN_GUTTER = 3  # a gutter is at least this many pixels wide
 TOLERANCE = 14  # grey levels a gutter line may vary (JPEG noise)
+UNIFORM_SHARE = 0.99  # a segment this much of one grey level (within 2 TOLERANCE) is no panel
 MAX_PANELS = 26  # more is not a panel grid: the figure is kept whole
 
 
@@ -107,13 +108,28 @@ def _join_labels(segments: list[tuple[int, int]], n: int) -> list[tuple[int, int
 
 
 def _trim(gray: np.ndarray, segments: list[tuple[int, int]], axis: int) -> list[tuple[int, int]]:
-    """Drop segments that are all background (outer margins)."""
+    """Drop segments that are background (outer margins, a black border with JPEG noise):
+    flat, or, from MIN_LABEL of the size up (slivers may be panel letters), near-uniform."""
+    n = gray.shape[0] if axis == 1 else gray.shape[1]
     kept = []
     for s, e in segments:
         part = gray[s:e] if axis == 1 else gray[:, s:e]
-        if part.size and int(part.max()) - int(part.min()) > TOLERANCE:
-            kept.append((s, e))
+        if not part.size or int(part.max()) - int(part.min()) <= TOLERANCE:
+            continue
+        if e - s >= MIN_LABEL * n and _near_uniform(part):
+            continue
+        kept.append((s, e))
     return kept
+
+
+def _near_uniform(part: np.ndarray) -> bool:
+    """At least UNIFORM_SHARE of the pixels (sampled) lie within one gutter's grey range."""
+    step = max(1, int((part.size / 250_000) ** 0.5))
+    sample = part[::step, ::step]
+    counts = np.bincount(sample.ravel(), minlength=256).cumsum()
+    window = 2 * TOLERANCE + 1
+    best = max(int(counts[window - 1]), int((counts[window:] - counts[:-window]).max()))
+    return best >= UNIFORM_SHARE * sample.size
 
 
 def find_grid(gray: np.ndarray) -> list[tuple[int, int, int, int]]:

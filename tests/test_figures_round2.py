@@ -108,3 +108,18 @@ def test_pdf_cut_between_objects_is_reported_as_damaged():
     assert len(figures) < 3
     assert problems == ["damaged PDF (MuPDF repaired a broken or cut-off file); "
                         "figures may be missing"]
+
+
+def test_a_noisy_black_border_is_never_a_panel():
+    from extract.panels import split_panels
+
+    rng = np.random.default_rng(0)
+    arr = np.zeros((400, 300), dtype=np.uint8)
+    arr[:80] = rng.integers(0, 18, size=(80, 300))  # a black border with JPEG-like noise
+    arr[80:83] = 0  # a uniform 3-pixel line under it, like a gutter
+    arr[83:] = radiograph_array(7, (317, 300))
+    caption = "Figure 1. (A) Chest radiograph. (B) Axial CT shows ground-glass opacity."
+    assert split_panels(arr, caption) == []
+    two = np.full((400, 620), 255, dtype=np.uint8)  # two real panels still split
+    two[:, :300], two[:, 320:] = radiograph_array(1, (400, 300)), radiograph_array(2, (400, 300))
+    assert [p.box for p in split_panels(two, caption)] == [(0, 0, 300, 400), (320, 0, 620, 400)]
