@@ -164,12 +164,14 @@ def import_upstream(
                     report.removed_earlier += 1
                     continue
                 target = collection.images_dir / row["filename"]
-                if target.exists() and not (target.is_file() and file_sha256(target) == row["sha256"]):
-                    # a different file no row names: never overwritten, never deleted
+                leftover = target.exists() or target.is_symlink()
+                if leftover and (target.is_symlink() or not target.is_file()
+                                 or file_sha256(target) != row["sha256"]):
+                    # a different file (or a link) no row names: never overwritten or deleted
                     report.problems.append(f"row {number}: images/{row['filename']} is already "
                                            "there without a row; not imported")
                     continue
-                if not target.exists():  # else: the same bytes left by an interrupted import
+                if not leftover:  # else: the same bytes left by an interrupted import, adopted
                     _copy_or_link(src / (source.get("folder") or IMAGES) / row["filename"],
                                   target, link)
                     copied.append(target)
