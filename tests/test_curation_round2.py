@@ -109,12 +109,14 @@ def test_rerun_of_an_import_killed_before_its_rows_adopts_the_copied_files(tmp_p
     for name in ("case00.jpg", "case01.png"):  # what the killed run had copied
         shutil.copyfile(src / "images" / name, collection.images_dir / name)
     (collection.images_dir / "case02.jpg").write_bytes(b"someone else's file")
+    (collection.images_dir / "case03.png").symlink_to(src / "images" / "case03.png")  # same bytes
     result = run("import", str(src), "--root", str(collection.root), "--json")
     assert result.exit_code == 1
     report = json.loads(result.stdout)
-    assert report["imported"] == len(CASES) - 1
+    assert report["imported"] == len(CASES) - 2
     assert [p for p in report["problems"] if "not imported" in p] == [
-        "row 3: images/case02.jpg is already there without a row; not imported"]
+        "row 3: images/case02.jpg is already there without a row; not imported",
+        "row 4: images/case03.png is already there without a row; not imported"]
     names = {r["filename"] for r in collection.read_rows()}
     assert {"case00.jpg", "case01.png"} <= names and "case02.jpg" not in names
     assert (collection.images_dir / "case02.jpg").read_bytes() == b"someone else's file"
