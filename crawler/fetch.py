@@ -47,6 +47,7 @@ def _connect_public(host: str, port: int, timeout: object, source_address: objec
         blocked.append(f"{host} resolves to private address {private[0]}")
         raise OSError(blocked[-1])
     error: OSError | None = None
+    refused = len(blocked)
     for family, kind, proto, _, address in infos:
         sock = socket.socket(family, kind, proto)
         try:
@@ -64,7 +65,7 @@ def _connect_public(host: str, port: int, timeout: object, source_address: objec
         except OSError as exc:
             sock.close()
             error = exc
-            if blocked:
+            if len(blocked) > refused:
                 break
     raise error or OSError(f"cannot connect to {host}")
 
