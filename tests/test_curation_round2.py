@@ -430,3 +430,20 @@ def test_a_first_import_stopped_before_its_rows_keeps_upstream_ids_when_run_agai
     report = import_upstream(src, collection)
     assert report.imported == len(CASES)
     assert sorted(r["patientid"] for r in collection.read_rows()) == sorted(c[0] for c in CASES)
+
+
+def test_a_connection_whose_peer_is_private_is_closed_before_any_request(web, monkeypatch):
+    import pytest
+
+    import crawler.fetch as fetch
+
+    web.add("/x.pdf", b"%PDF-1.4 internal secret")
+    resolving(monkeypatch, {"peer.example": ["127.0.0.1"]})
+    # the answer passes each check (the URL's, then robots.txt's and the file's connections),
+    # the connected peer does not
+    verdicts = iter([True, True, False, True, False])
+    monkeypatch.setattr(fetch, "is_public_address", lambda address: next(verdicts, False))
+    with pytest.raises(fetch.FetchError) as caught:
+        fetch.fetch_bytes(f"http://peer.example:{web.port}/x.pdf", "t@example.org")
+    assert "peer.example connected to private address 127.0.0.1" in str(caught.value)
+    assert web.count("/") == 0
