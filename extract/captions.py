@@ -26,6 +26,10 @@ _PAREN_MARK = re.compile(
     r"\(([A-H](?:\s*(?:[-–—,&]|and|to)\s*[A-H])*|[a-h](?:\s*(?:[-–—,&]|and|to)\s*[a-h])*)\)"
 )
 _LETTER_MARK = re.compile(r"(?<![\w'’-])([a-hA-H])([,.:)]?)\s+(?=[\w(])")
+_LEADING_GROUP = re.compile(  # a bare group of letters right after the label: "a, b", "A–C"
+    r"(?:[a-h](?:\s*(?:[-–—,&]|and|to)\s*[a-h])+|[A-H](?:\s*(?:[-–—,&]|and|to)\s*[A-H])+)"
+    r"[,.:]?\s+(?=[^\W\d_]{2})"
+)
 _CLAUSE_END = re.compile(r"\s*(?:[,;.]|and\b|or\b|&|as well as\b|$)")
 _CONNECTOR = re.compile(r"^[\s,;.:]*(?:(?:and|or|&|as well as)\s+)?")
 _ROW = {"upper": 0, "top": 0, "middle": 1, "lower": 2, "bottom": 2}
@@ -171,9 +175,16 @@ def caption_parts(caption: str) -> tuple[str, dict[str, str]]:
     names no panels.
     """
     body = _body_start(caption)
-    for finder in (_paren_marks, _letter_marks):
-        marks = finder(caption, body)
-        if len({letter for m in marks for letter in m[0]}) < 2:
+    found = {finder: finder(caption, body) for finder in (_paren_marks, _letter_marks)}
+    named = {finder: {x for m in marks for x in m[0]} for finder, marks in found.items()}
+    order = [_paren_marks, _letter_marks]
+    if any(len(m[0]) > 1 for m in found[_paren_marks]) and named[_letter_marks] >= named[
+        _paren_marks
+    ]:
+        order.reverse()  # "patient 1 (a, b) and 2 (c, d). a Axial … b …": single marks win
+    for finder in order:
+        marks = found[finder]
+        if len(named[finder]) < 2:
             continue
         if finder is _paren_marks:
             inside = _trailing_parts(caption, body, marks) or _clause_parts(caption, body, marks)
@@ -207,7 +218,9 @@ def _body_start(caption: str) -> int:
     if not m:
         return 0
     rest = caption[m.end("number") :]
-    return m.end("number") + len(rest) - len(rest.lstrip(" .:|—–-"))
+    start = m.end("number") + len(rest) - len(rest.lstrip(" .:|—–-"))
+    group = _LEADING_GROUP.match(caption, start)  # "Fig. 27 a, b Chest radiographs (a) …"
+    return group.end() if group else start
 
 
 def _trailing_parts(caption: str, body: int, marks: list[Mark]) -> dict[str, str]:
@@ -252,16 +265,23 @@ def _clause_parts(caption: str, body: int, marks: list[Mark]) -> dict[str, str]:
     return dict(sorted(parts.items()))
 
 
+_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
 def _sequential(found: list[Mark]) -> list[Mark]:
-    """Keep the run of marks A, B, C, ... in order; a group ("(A, B)", "(C–E)") continues the
-    run from its first letter, and a mark may repeat the previous one ("(A) ... (A)")."""
+    """Keep the run of marks A, B, C, ... in order; a group ("(A, B)", "(C–E)", "(A, C)")
+    starts at the first letter not yet named, a mark may repeat the previous one ("(A) ...
+    (A)"), and the run ends where its letters are A, B, C, ... with none missing."""
     run: list[Mark] = []
     seen: set[str] = set()
     for letters, start, end in found:
-        expected = chr(ord("A") + len(seen))
+        expected = min(set(_ALPHABET) - seen)  # "(A, C) and (B, D)": B comes next
         if letters[0] == expected or (run and letters == run[-1][0]):
             run.append((letters, start, end))
             seen.update(letters)
+    while run and _ALPHABET[: len(seen)] != "".join(sorted(seen)):  # end on A, B, … with no gap
+        run.pop()
+        seen = {x for m in run for x in m[0]}
     return run
 
 

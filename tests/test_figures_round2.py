@@ -123,3 +123,32 @@ def test_a_noisy_black_border_is_never_a_panel():
     two = np.full((400, 620), 255, dtype=np.uint8)  # two real panels still split
     two[:, :300], two[:, 320:] = radiograph_array(1, (400, 300)), radiograph_array(2, (400, 300))
     assert [p.box for p in split_panels(two, caption)] == [(0, 0, 300, 400), (320, 0, 620, 400)]
+
+
+def test_group_marks_out_of_order_name_every_panel():
+    from extract.captions import caption_parts
+
+    _, parts = caption_parts("Fig. 2. Mid sagittal (A, C) and axial MRI (B, D) of the cervical "
+                             "spine show a lesion.")
+    assert parts == {"A": "Mid sagittal", "B": "axial MRI", "C": "Mid sagittal",
+                     "D": "axial MRI"}
+    _, gap = caption_parts("Figure 1. Chest radiographs (A, C) on admission.")
+    assert gap == {}  # B never named: no panels rather than a wrong grid
+
+
+def test_leading_letter_group_after_the_label_is_not_panel_text():
+    from extract.captions import caption_parts
+
+    _, parts = caption_parts("Fig. 27 a, b Chest radiographs at admission (a) and discharge (b).")
+    assert parts == {"A": "Chest radiographs at admission", "B": "discharge"}
+
+
+def test_bare_single_marks_win_over_a_summary_group():
+    from extract.captions import caption_parts
+
+    shared, parts = caption_parts(
+        "Fig. 8 Chest CT of patient 1 (a, b) and patient 2 (c, d). a Axial CT at admission. "
+        "b Follow-up. c Axial. d Coronal.")
+    assert parts == {"A": "Axial CT at admission", "B": "Follow-up", "C": "Axial",
+                     "D": "Coronal"}
+    assert shared == "Fig. 8 Chest CT of patient 1 (a, b) and patient 2 (c, d)."
