@@ -69,6 +69,27 @@ def test_clip_inside_a_form_xobject_crops_the_image_drawn_there():
     assert np.array_equal(_pixels(figure.image), arr[:160])
 
 
+def test_clip_on_a_rotated_page_crops_in_shown_coordinates():
+    arr = radiograph_array(8, (300, 300))
+    doc = pymupdf.open()
+    page = doc.new_page()
+    page.set_rotation(90)
+    back = page.derotation_matrix
+    page.insert_image(pymupdf.Rect(100, 80, 400, 380) * back, stream=encode(arr, "PNG"),
+                      rotate=90)
+    clip = pymupdf.Rect(100, 80, 400, 230) * back  # the shown top half, unrotated
+    xref = page.get_contents()[0]
+    h = page.mediabox.height
+    pre = f"q {clip.x0:.2f} {h - clip.y1:.2f} {clip.width:.2f} {clip.height:.2f} re W n\n"
+    doc.update_stream(xref, pre.encode() + doc.xref_stream(xref) + b"\nQ\n")
+    page.insert_textbox(pymupdf.Rect(100, 390, 740, 440) * back, CAPTION, fontsize=9,
+                        rotate=90)
+    (figure,) = extract_figures(doc.tobytes())
+    assert figure.method == "clipped"
+    assert np.allclose(figure.bbox, (100, 80, 400, 230), atol=0.5)
+    assert np.array_equal(_pixels(figure.image), arr[:150])
+
+
 def test_page_without_clip_operators_is_not_traced(monkeypatch):
     calls = []
     monkeypatch.setattr(regions, "image_clips", lambda page: calls.append(page) or [])
