@@ -67,7 +67,6 @@ def open_pdf(data: bytes, problems: list[str] | None = None) -> Any:
         doc = pymupdf.open(stream=data, filetype="pdf")
     except Exception as exc:  # MuPDF raises several types for broken files
         raise PdfError(f"unreadable PDF ({exc})") from None
-    warnings = pymupdf.TOOLS.mupdf_warnings()
     if doc.needs_pass:
         doc.close()
         raise PdfError("encrypted PDF (password required)")
@@ -78,10 +77,11 @@ def open_pdf(data: bytes, problems: list[str] | None = None) -> Any:
         doc.close()
         raise PdfError(f"PDF has {doc.page_count} pages (limit {MAX_PAGES})")
     try:
-        _check_bombs(doc)
+        _check_bombs(doc)  # reads every object: a repair MuPDF does lazily happens here
     except PdfError:
         doc.close()
         raise
+    warnings = pymupdf.TOOLS.mupdf_warnings()
     if doc.is_repaired and problems is not None and _lost_content(doc, warnings):
         problems.append("damaged PDF (MuPDF repaired a broken or cut-off file); "
                         "figures may be missing")
@@ -97,13 +97,23 @@ def _lost_content(doc: Any, warnings: str) -> bool:
     for page in doc:
         if _missing(doc, page.xref, stream=False):
             return True
-        streams = [*page.get_contents(), *(image[0] for image in page.get_images(full=True)),
-                   *(form[0] for form in page.get_xobjects())]
+        streams = [*page.get_contents(), *_references(doc, page.xref, "Resources/XObject")]
         if any(_missing(doc, xref, stream=True) for xref in streams):
             return True
-        if any(_missing(doc, font[0], stream=False) for font in page.get_fonts()):
+        if any(_missing(doc, xref, stream=False)
+               for xref in _references(doc, page.xref, "Resources/Font")):
             return True
     return False
+
+
+def _references(doc: Any, xref: int, key: str) -> list[int]:
+    """Objects a page's resource dictionary (`key`, e.g. "Resources/XObject") refers to."""
+    kind, value = doc.xref_get_key(xref, key)
+    if kind == "xref":
+        value = doc.xref_object(int(value.split()[0]), compressed=True)
+    elif kind != "dict":
+        return []
+    return [int(n) for n in re.findall(r"(\d+) \d+ R\b", value)]
 
 
 def _missing(doc: Any, xref: int, stream: bool) -> bool:

@@ -173,3 +173,31 @@ def test_bare_single_marks_win_over_a_summary_group():
     assert parts == {"A": "Axial CT at admission", "B": "Follow-up", "C": "Axial",
                      "D": "Coronal"}
     assert shared == "Fig. 8 Chest CT of patient 1 (a, b) and patient 2 (c, d)."
+
+
+def test_pdf_whose_image_object_is_destroyed_is_reported_as_damaged():
+    data = _three_page_pdf()
+    doc = pymupdf.open(stream=data)
+    image = doc[1].get_images()[0][0]
+    head = b"%d 0 obj" % image
+    at = data.index(b"\n" + head) + 1
+    broken = data[:at] + b"X" * len(head) + data[at + len(head):]  # MuPDF repairs when read
+    problems: list[str] = []
+    figures = extract_figures(broken, problems=problems)
+    assert [f.label for f in figures] == ["Figure 1", "Figure 3"]
+    assert problems == ["damaged PDF (MuPDF repaired a broken or cut-off file); "
+                        "figures may be missing"]
+
+
+def test_pdf_with_one_wrong_xref_offset_is_repaired_silently():
+    data = _three_page_pdf()
+    table = data.rindex(b"\nxref\n") + 1
+    first = data.index(b"\n", data.index(b"\n", table) + 1) + 1  # after "xref" and "0 N"
+    entry = first + 20 * 5  # object 5's entry: its offset off by 3
+    offset = int(data[entry:entry + 10]) + 3
+    broken = data[:entry] + b"%010d" % offset + data[entry + 10:]
+    doc = pymupdf.open(stream=broken)
+    doc.xref_object(5)
+    assert doc.is_repaired
+    problems: list[str] = []
+    assert len(extract_figures(broken, problems=problems)) == 3 and problems == []
