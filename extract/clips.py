@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -27,8 +28,9 @@ def _box(rect: Any) -> BBox:
     return (rect.x0, rect.y0, rect.x1, rect.y1)
 
 
-def _tracer() -> Any:
-    """A device recording each image's box and the bounds of the clip in force when drawn.
+@functools.cache
+def _tracer_class() -> Any:
+    """A device class recording each image's box and the bounds of the clip in force when drawn.
 
     Every clip pushes the intersection of its bounds with the clip below it; pop_clip takes
     it off. A soft mask (begin_mask) pushes no narrower area: what a mask hides is not known
@@ -86,7 +88,7 @@ def _tracer() -> Any:
         def fill_image_mask(self, _ctx, _image, ctm, _cs, _color, _alpha, _cp):
             self.images.append((placed(ctm), self.stack[-1]))
 
-    return ClipTracer()
+    return ClipTracer
 
 
 def image_clips(page: Any) -> list[tuple[BBox, BBox]] | None:
@@ -96,7 +98,7 @@ def image_clips(page: Any) -> list[tuple[BBox, BBox]] | None:
     from pymupdf import mupdf
 
     try:
-        device = _tracer()
+        device = _tracer_class()()
         mupdf.fz_run_page(page.this, device, mupdf.FzMatrix(), mupdf.FzCookie())
         mupdf.fz_close_device(device)
     except Exception:  # MuPDF fails on some damaged content: then no clip is known
