@@ -90,8 +90,9 @@ def open_pdf(data: bytes, problems: list[str] | None = None) -> Any:
 
 def _lost_content(doc: Any, warnings: str) -> bool:
     """True when MuPDF's repair of a file lost content: an object was cut off, or a page, its
-    content stream, an image, form or font it uses is missing. Stale cross-reference offsets (a line added
-    after the header) and padding after %%EOF make MuPDF repair too, losing nothing."""
+    content stream, or an XObject or font it uses is missing. Stale cross-reference offsets
+    (a line added after the header) and padding after %%EOF make MuPDF repair too, losing
+    nothing."""
     if any(marker in warnings for marker in _LOSS_WARNINGS):
         return True
     for page in doc:
