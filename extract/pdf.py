@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from extract.captions import find_captions, find_table_captions, pair_captions
+from extract.pdfrepair import lost_content
 from extract.records import BBox, Caption, Figure, Region
 from extract.regions import (
     big_enough,
@@ -25,8 +26,6 @@ MAX_IMAGE_SAMPLES = 150_000_000  # declared pixels x colour channels past this i
 MAX_PAGES = 2000
 EOF_SEARCH_BYTES = 64 * 1024  # %%EOF may be followed by this much padding
 _STRUCTURE_AFTER_EOF = re.compile(rb"\b(?:\d+ \d+ obj|endobj|stream|xref|trailer|startxref)\b")
-# MuPDF warnings, while opening, that a repaired file lost something (an object cut off)
-_LOSS_WARNINGS = ("missing 'endobj'", "premature end", "truncated", "object out of range")
 MIN_LOOSE_SIDE = 72.0  # points: an image with no caption must be at least an inch each way
 
 
@@ -82,48 +81,10 @@ def open_pdf(data: bytes, problems: list[str] | None = None) -> Any:
         doc.close()
         raise
     warnings = pymupdf.TOOLS.mupdf_warnings()
-    if doc.is_repaired and problems is not None and _lost_content(doc, warnings):
+    if doc.is_repaired and problems is not None and lost_content(doc, warnings):
         problems.append("damaged PDF (MuPDF repaired a broken or cut-off file); "
                         "figures may be missing")
     return doc
-
-
-def _lost_content(doc: Any, warnings: str) -> bool:
-    """True when MuPDF's repair of a file lost content: an object was cut off, or a page, its
-    content stream, or an XObject or font it uses is missing. Stale cross-reference offsets
-    (a line added after the header) and padding after %%EOF make MuPDF repair too, losing
-    nothing."""
-    if any(marker in warnings for marker in _LOSS_WARNINGS):
-        return True
-    for page in doc:
-        if _missing(doc, page.xref, stream=False):
-            return True
-        streams = [*page.get_contents(), *_references(doc, page.xref, "Resources/XObject")]
-        if any(_missing(doc, xref, stream=True) for xref in streams):
-            return True
-        if any(_missing(doc, xref, stream=False)
-               for xref in _references(doc, page.xref, "Resources/Font")):
-            return True
-    return False
-
-
-def _references(doc: Any, xref: int, key: str) -> list[int]:
-    """Objects a page's resource dictionary (`key`, e.g. "Resources/XObject") refers to."""
-    kind, value = doc.xref_get_key(xref, key)
-    if kind == "xref":
-        value = doc.xref_object(int(value.split()[0]), compressed=True)
-    elif kind != "dict":
-        return []
-    return [int(n) for n in re.findall(r"(\d+) \d+ R\b", value)]
-
-
-def _missing(doc: Any, xref: int, stream: bool) -> bool:
-    """An object a page refers to is not in the (repaired) file, or not a stream as it must."""
-    if not 0 < xref < doc.xref_length():
-        return True
-    if stream:
-        return not doc.xref_is_stream(xref)
-    return doc.xref_object(xref, compressed=True).strip() == "null"
 
 
 def _check_bombs(doc: Any) -> None:
