@@ -232,7 +232,10 @@ def _trailing_parts(caption: str, body: int, marks: list[Mark]) -> dict[str, str
         if k + 1 < len(marks) and not _CLAUSE_END.match(caption, end):
             return {}
         text = caption[prev:start]
-        text = re.split(r"(?<=[.;:])\s", text)[-1] if k == 0 else text
+        if k == 0:
+            text = re.split(r"(?<=[.;:])\s", text)[-1]
+            group = _PAREN_MARK.match(text.lstrip())  # "(a, b) Chest radiographs at … (a)"
+            text = text.lstrip()[group.end() :] if group else text
         text = _CONNECTOR.sub("", text).strip(" ,;.:")
         if not re.search(r"[^\W\d_]{2}", text):
             if k == 0:

@@ -160,8 +160,10 @@ def test_group_marks_out_of_order_name_every_panel():
 def test_leading_letter_group_after_the_label_is_not_panel_text():
     from extract.captions import caption_parts
 
-    _, parts = caption_parts("Fig. 27 a, b Chest radiographs at admission (a) and discharge (b).")
-    assert parts == {"A": "Chest radiographs at admission", "B": "discharge"}
+    for group in ("a, b", "(a, b)", "a–b"):
+        _, parts = caption_parts(f"Fig. 27 {group} Chest radiographs at admission (a) and "
+                                 "discharge (b).")
+        assert parts == {"A": "Chest radiographs at admission", "B": "discharge"}
 
 
 def test_bare_single_marks_win_over_a_summary_group():
