@@ -87,8 +87,9 @@ def _clipped(page: Any, infos: list[dict[str, Any]]) -> list[dict[str, Any]]:
     lets show; `placed` keeps the whole box.
 
     Only clips in force at the image's draw count (a column's clip closed before the image
-    does not); an image the trace does not find keeps its whole box. Pages whose content has
-    no clip operator and no form XObject (a form clips to its box) are not traced.
+    does not); an image the trace does not find keeps its whole box, one that every draw
+    hides wholly is left out. Pages whose content has no clip operator and no form XObject
+    (a form clips to its box) are not traced.
     """
     if not infos:
         return infos
@@ -98,12 +99,16 @@ def _clipped(page: Any, infos: list[dict[str, Any]]) -> list[dict[str, Any]]:
     traced = image_clips(page)
     if not traced:
         return infos
+    kept = []
     for info in infos:
         box = info["bbox"]
-        shown = [_overlap(box, clip) for placed, clip in traced if _same_box(placed, box)]
-        shown = [s for s in shown if s[2] > s[0] and s[3] > s[1]]
+        draws = [_overlap(box, clip) for placed, clip in traced if _same_box(placed, box)]
+        shown = [s for s in draws if s[2] > s[0] and s[3] > s[1]]
+        if draws and not shown:
+            continue  # every draw of it is wholly hidden: nothing of it is on the page
+        kept.append(info)
         if not shown:
-            continue  # not traced (or drawn wholly hidden): keep it whole
+            continue  # not traced: keep it whole
         visible = shown[0]
         for s in shown[1:]:
             visible = _union(visible, s)
@@ -112,7 +117,7 @@ def _clipped(page: Any, infos: list[dict[str, Any]]) -> list[dict[str, Any]]:
         cut = max(cut, max(visible[1] - box[1], box[3] - visible[3]) / h if h > 0 else 0.0)
         if cut > 0.02:
             info["placed"], info["bbox"] = box, visible
-    return infos
+    return kept
 
 
 def _overlap(a: BBox, b: BBox) -> BBox:

@@ -203,3 +203,8 @@ def test_pdf_with_one_wrong_xref_offset_is_repaired_silently():
     assert doc.is_repaired
     problems: list[str] = []
     assert len(extract_figures(broken, problems=problems)) == 3 and problems == []
+
+
+def test_image_wholly_hidden_by_its_clip_is_left_out():
+    data = _page_with_image("q 400 50 100 100 re W n\n{}\nQ\n", radiograph_array(9))
+    assert extract_figures(data) == []
