@@ -30,12 +30,14 @@ def to_gray(image: bytes | np.ndarray) -> np.ndarray:
     if isinstance(image, (bytes, bytearray)):
         from PIL import Image
 
+        from cxrbank.greys import grey8
+
         with Image.open(io.BytesIO(image)) as im:
             if im.mode in ("RGBA", "LA", "P", "PA"):
                 im = im.convert("RGBA")
                 white = Image.new("RGBA", im.size, (255, 255, 255, 255))
                 im = Image.alpha_composite(white, im)
-            arr = np.asarray(im.convert("L"))
+            arr = np.asarray(grey8(im))  # 16-bit greys scaled, not clipped to white
         return arr
     arr = np.asarray(image)
     if arr.ndim == 3 and arr.shape[2] >= 3 and arr.dtype == np.uint8:

@@ -117,3 +117,18 @@ def test_rgb_figures_split_like_their_grey_version():
     arr, boxes = composite_array(2, (2, 2))
     rgb = np.stack([arr, arr, arr], axis=2)
     assert [p.box for p in split_panels(rgb, FOUR)] == boxes
+
+
+def test_sixteen_bit_grey_bytes_are_scaled_not_clipped_to_white():
+    import io
+
+    from PIL import Image
+
+    from extract.panels import to_gray
+
+    values = (np.arange(64 * 64, dtype=np.uint32).reshape(64, 64) * 16).astype(np.uint16)
+    out = io.BytesIO()
+    Image.fromarray(values).save(out, "PNG")
+    grey = to_gray(out.getvalue())
+    assert grey.dtype == np.uint8 and grey.min() == 0 and 250 <= grey.max() <= 255
+    assert 100 < grey.mean() < 160  # a ramp, not a white square
