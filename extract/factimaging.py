@@ -21,11 +21,13 @@ from extract.factrules import (
 # the lungs ("RX: bilateral interstitial thickening"); "Rx: amoxicillin" is a prescription.
 _XRAY_RE = re.compile(r"\b(?:x[- ]?rays?|xrays?|(?<=chest )xays?|radiograph\w*|CXRs?|"
                       r"chest films?|plain[- ]films?|roentgenogra\w*|frontal films?|"
-                      r"(?-i:RX)(?=[^.;]{0,80}?\b(?:opacit|consolidat|thicken|infiltrat|lungs?\b|"
+                      r"(?-i:RX)(?=\s*:|[^.;]{0,80}?\b(?:opacit|consolidat|thicken|infiltrat|lungs?\b|"
                       r"pleur|interstit|thora|chest|torace|hil))|(?<=chest )rx)\b", re.IGNORECASE)
 # "TC": the Italian abbreviation (SIRM cases: "TC torace", "TC: bilateral GGO"), upper case and
 # followed by chest words; "angio-CT" is a CT.
+# "CT value 22" is a PCR cycle threshold, not a scan.
 _CT_RE = re.compile(r"(?:(?<![\w-])|(?<=angio-))(?:CT|HRCT|MDCT|CTA|CTPA|MSCT)(?![\w])"
+                    r"(?!\s+(?:values?|cycles?|of \d))"
                     r"|(?i:\bcomput(?:ed|eri[sz]ed)[- ]tomograph\w*|\btomodensitometr\w*)"
                     r"|(?<![\w-])TC(?=\s*:|\s+(?:\w+\s+){0,3}(?:torace|chest|thora|lung|polmon"
                     r"|ground|GGO))")
@@ -36,7 +38,7 @@ _NOT_THIS_STUDY_BEFORE = re.compile(
     r"awaiting|follow-up with)\s+(?:\w+\s+){0,3}$", re.IGNORECASE)
 _NOT_THIS_STUDY_AFTER = re.compile(
     r"^[^.;]{0,40}?\b(?:not available|not shown|is recommended|was recommended|would be|"
-    r"will be|is planned)\b", re.IGNORECASE)
+    r"will be|is planned|(?:was|were) not (?:performed|done|obtained))\b", re.IGNORECASE)
 
 
 # "radiograph-negative", "CT-occult": an adjective about the disease, not a study.

@@ -245,6 +245,7 @@ def _find_sex(text: str) -> Found:
 # "Chest X-ray with typical bilateral opacities".)
 GENERIC_SENTENCE = re.compile(
     r"\b(?:most common\w*|typically|usually|commonly|generally|in general|characteristically|"
+    r"predominantly affects?|"
     r"classically|may (?:be|show|demonstrate|reveal|manifest|look)|can (?:be|show|reveal|look)|"
     r"sensitivity|specificity)\b", re.IGNORECASE)
 THIS_CASE = re.compile(r"\b(?:shows?|showed|shown|demonstrat\w*|reveal\w*|obtained|performed|"
@@ -302,7 +303,7 @@ _FLU_LIKE_AFTER = re.compile(r"^\s*(?:illness|symptoms?)\b", re.IGNORECASE)
 _PAST_BEFORE = re.compile(r"\b(?:history of|previous|prior|past|treated for|recovered from|"
                           r"vaccin\w*(?: against| for)?)\s+(?:\S+\s+){0,3}$", re.IGNORECASE)
 # A bacterium named for an infection outside the lungs is not the image's finding.
-_OTHER_SITE_AFTER = re.compile(r"^\s*(?:bacter[a]?emia|sepsis|urinary|UTI|meningitis|"
+_OTHER_SITE_AFTER = re.compile(r"^\s*(?:bacter[a]?emia|sepsis|urinary tract|UTI|meningitis|"
                                r"endocarditis|bloodstream|liver abscess)\b", re.IGNORECASE)
 # "Tuberculosis is an important mimic", "Lipoid pneumonia is a rare condition".
 _GENERAL_AFTER = re.compile(

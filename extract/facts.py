@@ -67,6 +67,7 @@ def clean_text(text: object) -> str:
     # Typeset hyphens ("X‐ray", "COVID‑19" from PDFs and JATS) read as the ASCII hyphen.
     text = re.sub(r"(?<=\w)[\u00ad\u2010\u2011\u2012\u2013\u2212](?=\w)", "-", text)
     text = re.sub(r"\b(SARS|COVID|CoV)\?(?=CoV|2|19\b)", r"\1-", text)
+    text = re.sub(r"\b([Xx])\?(?=[Rr]ays?\b)", r"\1-", text)  # "X?ray": a hyphen lost
     text = re.sub(r"(?i)\bsevere acute respiratory syndrome[- ]coronavirus[- ]?2\b", "SARS-CoV-2", text)
     # A space lost in a PDF copy before the virus's name ("positive RT-PCR forCOVID-19"), after
     # a short function word or an adjective ending in -ic/-al, never a prefix ("nonCOVID",

@@ -460,3 +460,22 @@ def test_a_couple_admitted_together_is_a_family_cluster():
 ])
 def test_sex_of_others_and_of_discussions_is_not_the_patients(text, sex):
     assert facts_of_text(text).sex == sex
+
+
+@pytest.mark.parametrize(("text", "finding", "modality"), [
+    ("A 45-year-old man with COVID-19 confirmed by RT-PCR (CT value 22). Chest X-ray: bilateral "
+     "opacities.", "Pneumonia/Viral/COVID-19", "X-ray"),
+    ("A 40-year-old man with COVID-19. Chest X-ray: bilateral opacities. CT was not performed.",
+     "Pneumonia/Viral/COVID-19", "X-ray"),
+    ("A 55-year-old man with COVID-19. Chest X?ray shows bilateral consolidation.",
+     "Pneumonia/Viral/COVID-19", "X-ray"),
+    ("Swab positive for SARS-CoV-2. RX: normal. TC: bilateral GGO.", "Pneumonia/Viral/COVID-19",
+     None),
+    ("Negative for COVID-19, positive for Streptococcus pneumoniae urinary antigen.",
+     "Pneumonia/Bacterial/Streptococcus", None),
+    ("Presentation: cough. Imaging Notes: CXR shows cavitating nodules. Discussion: COVID-19 "
+     "predominantly affects male patients.", None, "X-ray"),
+])
+def test_cycle_thresholds_studies_not_done_and_general_statements(text, finding, modality):
+    facts = facts_of_text(text)
+    assert (facts.finding, facts.modality) == (finding, modality)
