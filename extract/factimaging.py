@@ -21,7 +21,7 @@ from extract.factrules import (
 # the lungs ("RX: bilateral interstitial thickening"); "Rx: amoxicillin" is a prescription.
 _XRAY_RE = re.compile(r"\b(?:x[- ]?rays?|xrays?|(?<=chest )xays?|radiograph\w*|CXRs?|"
                       r"chest films?|plain[- ]films?|roentgenogra\w*|frontal films?|"
-                      r"(?-i:RX)(?=\s*:|[^.;]{0,80}?\b(?:opacit|consolidat|thicken|infiltrat|lungs?\b|"
+                      r"(?-i:RX)(?=\s*:\s*(?i:normal|negative|unremarkable|no\b)|[^.;]{0,80}?\b(?:opacit|consolidat|thicken|infiltrat|lungs?\b|"
                       r"pleur|interstit|thora|chest|torace|hil))|(?<=chest )rx)\b", re.IGNORECASE)
 # "TC": the Italian abbreviation (SIRM cases: "TC torace", "TC: bilateral GGO"), upper case and
 # followed by chest words; "angio-CT" is a CT.
