@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import socket
 import urllib.robotparser
 from urllib.parse import urljoin, urlsplit
@@ -103,7 +105,10 @@ def _guarded_session(allowed: set[str], blocked: list[str]) -> object:
             self.poolmanager.pool_classes_by_scheme = pools
 
     session = requests.Session()
-    session.trust_env = False
+    session.trust_env = False  # no environment proxies: the checked address is the one used
+    # ... but the CA bundle a site configures for requests still applies
+    session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") \
+        or True
     for scheme in ("http://", "https://"):
         session.mount(scheme, GuardedAdapter())
     return session
@@ -148,7 +153,12 @@ def fetch_bytes(url: str, contact: str, *, allowed: set[str] | None = None,
             except requests.RequestException as exc:
                 if blocked:
                     raise FetchError(f"refused {current[:200]}: {blocked[-1]}") from None
-                raise FetchError(f"{current[:200]}: {type(exc).__name__}") from None
+                why = type(exc).__name__
+                if isinstance(exc, requests.exceptions.SSLError):
+                    detail = re.search(r"certificate verify failed[^'\")]*|hostname \S+ doesn't match[^'\")]*",
+                                       str(exc))
+                    why = f"TLS: {detail.group(0).strip()}" if detail else "TLS error"
+                raise FetchError(f"{current[:200]}: {why}") from None
             with response:
                 if response.is_redirect or response.status_code in (301, 302, 303, 307, 308):
                     current = urljoin(current, response.headers.get("Location", ""))

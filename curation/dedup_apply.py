@@ -94,8 +94,10 @@ def _well_formed(entry: object) -> bool:
     if not all(isinstance(entry.get(k), t) for k, t in _FIELDS[entry["op"]].items()):
         return False
     if entry["op"] == "start":
-        renames = entry.get("renames", {})
-        return isinstance(renames, dict) and all(isinstance(v, str) for v in renames.values())
+        renames, members = entry.get("renames", {}), entry.get("members", {})
+        return isinstance(renames, dict) and all(isinstance(v, str) for v in renames.values()) \
+            and isinstance(members, dict) and all(
+                isinstance(v, list) and all(isinstance(f, str) for f in v) for v in members.values())
     if entry["op"] != "drop":
         return True
     paths = [Path(entry["file"]), Path(entry["moved_to"])]
@@ -138,7 +140,14 @@ def apply_report(collection: Collection, report: DedupReport) -> ApplyResult:
                 "keep": keep["filename"], "reason": group.reason, "kinds": group.kinds,
             }
     renames = alias_renames(report)
-    _append(log, {"op": "start", "at": _now(), "groups": len(report.groups), "renames": renames})
+    # Who carries each merged id once applied: an undo refuses rows added under it later.
+    members: dict[str, list[str]] = {target: [] for target in set(renames.values())}
+    for index, row in enumerate(rows):
+        final = renames.get(row["patientid"], row["patientid"])
+        if index not in drops and final in members:
+            members[final].append(row["filename"])
+    _append(log, {"op": "start", "at": _now(), "groups": len(report.groups), "renames": renames,
+                  "members": members})
     for entry in drops.values():
         _append(log, entry)
     kept: list[Row] = []
@@ -258,6 +267,16 @@ def undo_log(collection: Collection, log: Path) -> UndoResult:
         raise CollectionError(f"{log}: not a dedup log")
     if any(e.get("op") == "undone" for e in entries):
         raise CollectionError(f"{log}: already undone")
+    members = entries[0].get("members") or {}
+    if members:
+        later = [r["filename"] for r in collection.read_rows()
+                 if r["patientid"] in members and r["filename"] not in members[r["patientid"]]]
+        if later:
+            shown = ", ".join(later[:5]) + (f" and {len(later) - 5} more" if len(later) > 5 else "")
+            raise CollectionError(
+                f"{log}: {len(later)} row(s) added since this apply carry a merged patient id "
+                f"({shown}); undoing would leave their person under it while the rest goes back "
+                "to the old ids. Remove those rows or give them their ids first")
     result = UndoResult(log=log)
     drops = [e for e in entries if e.get("op") == "drop"]
     restorable = []

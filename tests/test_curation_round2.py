@@ -346,6 +346,19 @@ def test_the_guarded_connection_sends_the_names_own_host_header(web, monkeypatch
     assert host == f"pdfs.example:{web.port}"
 
 
+def test_the_guarded_session_keeps_the_configured_ca_bundle(monkeypatch, tmp_path):
+    import crawler.fetch as fetch
+
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("-----BEGIN CERTIFICATE-----\n")
+    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
+    session = fetch._guarded_session(set(), [])
+    assert session.trust_env is False and session.verify == str(bundle)
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE")
+    assert fetch._guarded_session(set(), []).verify is True
+
+
 # -- B7: a long run of brackets after a link is trimmed in linear time
 def test_trailing_brackets_are_trimmed_in_linear_time():
     import time
@@ -447,3 +460,21 @@ def test_a_connection_whose_peer_is_private_is_closed_before_any_request(web, mo
         fetch.fetch_bytes(f"http://peer.example:{web.port}/x.pdf", "t@example.org")
     assert "peer.example connected to private address 127.0.0.1" in str(caught.value)
     assert web.count("/") == 0
+
+
+def test_undo_refuses_rows_added_under_a_merged_id_since_the_apply(tmp_path):
+    from tests.fixtures.dedup_images import encoded, radiograph
+
+    collection = chained_collection(tmp_path)
+    root = str(collection.root)
+    assert run("dedup", "--apply", "--root", root).exit_code == 0
+    # a later import gives upstream patient B's new film the merged id C
+    (collection.images_dir / "b3.png").write_bytes(encoded(radiograph(9), "PNG"))
+    rows = collection.read_rows()
+    with collection.lock():
+        collection.write_rows([*rows, {**rows[0], "filename": "b3.png", "patientid": "C"}])
+    before = (collection.root / "metadata.csv").read_bytes()
+    undone = run("dedup", "--undo", "last", "--root", root)
+    assert undone.exit_code == 1
+    assert "1 row(s) added since this apply carry a merged patient id (b3.png)" in undone.output
+    assert (collection.root / "metadata.csv").read_bytes() == before
