@@ -10,8 +10,8 @@ WIDE_GREYS = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
 def grey8(image: Any) -> Any:
     """`image` (a PIL image) as mode "L".
 
-    16-bit greys keep their top 8 bits (PIL's convert("L") clips them to 255, so a 16-bit
-    radiograph came out near-white); 32-bit integer and float greys are stretched from their
+    16-bit greys keep the top 8 of the bits in use (PIL's convert("L") clips them to 255, so a
+    16-bit radiograph came out near-white); 32-bit integer and float greys are stretched from their
     minimum to their maximum; every other mode is converted as PIL does.
     """
     import numpy as np  # noqa: PLC0415 - heavy imports only where images are read
@@ -23,7 +23,11 @@ def grey8(image: Any) -> Any:
         return image.convert("L")
     values = np.asarray(image)
     if image.mode.startswith("I;16"):
-        return Image.fromarray((values.astype(np.uint16) >> 8).astype(np.uint8), "L")
+        # the top 8 of the bits in use: 12-bit data (0-4095, as many radiographs are stored)
+        # would otherwise keep only 0-15
+        values = values.astype(np.uint16)
+        shift = max(0, int(values.max(initial=0)).bit_length() - 8)
+        return Image.fromarray((values >> shift).astype(np.uint8), "L")
     values = values.astype(np.float64)
     finite = values[np.isfinite(values)]
     low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)

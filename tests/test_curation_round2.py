@@ -223,6 +223,8 @@ def test_grey8_scales_wide_greys_instead_of_clipping_them():
     floats = Image.fromarray(ramp.astype(np.float32) / 255)
     assert np.array_equal(np.asarray(grey8(floats)), ramp)
     assert np.asarray(grey8(Image.new("F", (4, 4), 3.0))).max() == 0
+    twelve = Image.fromarray(ramp.astype(np.uint16) * 16)  # 12-bit data in a 16-bit image
+    assert np.array_equal(np.asarray(grey8(twelve)), ramp)
 
 
 def test_a_16_bit_png_and_its_8_bit_jpeg_are_one_duplicate(tmp_path):
