@@ -306,7 +306,7 @@ def page_groups(
         ]
         return pair_captions(regions, captions + table_captions, blockers)
 
-    regions = image_regions(page, infos, decor)
+    regions = image_regions(page, infos, decor, check or (lambda: None))
     pairing = pair(regions)
     if any(k not in pairing for k in range(len(captions))):
         vectors = []

@@ -52,11 +52,13 @@ def _shown(page: Any, infos: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return infos
 
 
-def placements_of(page: Any) -> list[dict[str, Any]]:
+def placements_of(page: Any, check: Callable[[], None] = _no_check) -> list[dict[str, Any]]:
     """Every image placement on a page, shaped like PyMuPDF's get_image_info(xrefs=True).
 
     Boxes and transforms are in the shown page's coordinates (rotated as /Rotate says, origin
-    top-left), the space page.rect, get_pixmap(clip=) and page_dict use.
+    top-left), the space page.rect, get_pixmap(clip=) and page_dict use. An image drawn more
+    than once at one box is one placement. `check` is called between steps (it raises when
+    the time limit is past; a clip trace it stops keeps the images whole).
 
     get_image_info decodes and hashes every image to find xrefs, which costs more than the
     rest of the extraction; this asks for each XObject's rectangles instead and falls back to
@@ -70,39 +72,82 @@ def placements_of(page: Any) -> list[dict[str, Any]]:
         if xref in seen:
             continue
         seen.add(xref)
+        check()
+        channels = components(page.parent, xref)
         for rect, matrix in page.get_image_rects(xref, transform=True):
             infos.append({"xref": xref, "bbox": tuple(rect), "transform": tuple(matrix),
                           "width": width, "height": height, "bpc": bpc, "cs-name": cs,
-                          "colorspace": components(page.parent, xref), "size": 0})
-    boxes = [info["bbox"] for info in infos]
+                          "colorspace": channels, "size": 0})
+    check()
+    boxes = _BoxIndex(info["bbox"] for info in infos)
     for kind, box in page.get_bboxlog():
-        if kind.endswith("image") and not any(_same_box(box, b) for b in boxes):
+        if kind.endswith("image") and not boxes.has(box):
             infos = page.get_image_info(xrefs=True)
             break
-    return _clipped(page, _shown(page, infos))
+    check()
+    return _clipped(page, _shown(page, _distinct(infos)), check)
 
 
-def _clipped(page: Any, infos: list[dict[str, Any]]) -> list[dict[str, Any]]:
+class _BoxIndex:
+    """Boxes bucketed by their rounded top-left corner, to find a box within 1 pt quickly."""
+
+    def __init__(self, boxes: Any = ()) -> None:
+        self.buckets: dict[tuple[int, int], dict[BBox, list[Any]]] = defaultdict(dict)
+        for box in boxes:
+            self.add(box, box)
+
+    def add(self, box: BBox, value: Any) -> None:
+        self.buckets[(round(box[0]), round(box[1]))].setdefault(tuple(box), []).append(value)
+
+    def find(self, box: BBox) -> list[Any]:
+        """Values of the boxes within 1 pt of `box` on every side."""
+        x, y = round(box[0]), round(box[1])
+        return [value for dx in (-1, 0, 1) for dy in (-1, 0, 1)
+                for other, values in self.buckets.get((x + dx, y + dy), {}).items()
+                if _same_box(other, box) for value in values]
+
+    def has(self, box: BBox) -> bool:
+        return bool(self.find(box))
+
+
+def _distinct(infos: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Placements without repeats (the same image drawn again at the same box)."""
+    seen: set[Any] = set()
+    out = []
+    for info in infos:
+        key = (_key(info), tuple(round(v, 1) for v in info["bbox"]))
+        if key not in seen:
+            seen.add(key)
+            out.append(info)
+    return out
+
+
+def _clipped(
+    page: Any, infos: list[dict[str, Any]], check: Callable[[], None] = _no_check
+) -> list[dict[str, Any]]:
     """Shrink each placement (shown coordinates) to what the clip in force when it is drawn
     lets show; `placed` keeps the whole box.
 
     Only clips in force at the image's draw count (a column's clip closed before the image
     does not); an image the trace does not find keeps its whole box, one that every draw
     hides wholly is left out. Pages whose content has no clip operator and no form XObject
-    (a form clips to its box) are not traced.
+    (a form clips to its box) are not traced, nor are pages whose trace the time limit stops.
     """
     if not infos:
         return infos
     clips = clip_operators(_contents(page))
     if clips > MAX_CLIPS or (not clips and not page.get_xobjects()):
         return infos
-    traced = image_clips(page)
+    traced = image_clips(page, check)
     if not traced:
         return infos
+    draws_of = _BoxIndex()
+    for placed, clip in traced:
+        draws_of.add(placed, clip)
     kept = []
     for info in infos:
         box = info["bbox"]
-        draws = [_overlap(box, clip) for placed, clip in traced if _same_box(placed, box)]
+        draws = [_overlap(box, clip) for clip in draws_of.find(box)]
         shown = [s for s in draws if s[2] > s[0] and s[3] > s[1]]
         if draws and not shown:
             continue  # every draw of it is wholly hidden: nothing of it is on the page
@@ -172,7 +217,7 @@ def decorations(
     spots: dict[Any, set[tuple[int, int, int]]] = defaultdict(set)
     for page in doc:
         check()
-        infos = placements_of(page)
+        infos = placements_of(page, check)
         placements.append(infos)
         for info in infos:
             key = _key(info)
@@ -231,8 +276,8 @@ def _joins(a: BBox, b: BBox, res_a: Any, res_b: Any, gap: float) -> bool:
     return False
 
 
-def _merge_pieces(items: list[tuple[BBox, dict[str, Any]]],
-                  gap: float) -> list[tuple[BBox, list[Any]]]:
+def _merge_pieces(items: list[tuple[BBox, dict[str, Any]]], gap: float,
+                  check: Callable[[], None] = _no_check) -> list[tuple[BBox, list[Any]]]:
     """Union the placements that make one figure (see _joins), transitively.
 
     Pieces join by where they are placed (a collage of clipped images is one figure); the
@@ -244,6 +289,7 @@ def _merge_pieces(items: list[tuple[BBox, dict[str, Any]]],
         changed = False
         out: list[tuple[BBox, BBox, list[Any], Any]] = []
         for box, placed, members, res in groups:
+            check()
             for k, (other, other_placed, other_members, other_res) in enumerate(out):
                 if _joins(placed, other_placed, res, other_res, gap):
                     out[k] = (_union(box, other), _union(placed, other_placed),
@@ -266,7 +312,10 @@ def big_enough(box: BBox) -> bool:
     return w >= MIN_SIDE and h >= MIN_SIDE and w * h >= MIN_AREA
 
 
-def image_regions(page: Any, infos: list[dict[str, Any]], decor: set[Any]) -> list[Region]:
+def image_regions(
+    page: Any, infos: list[dict[str, Any]], decor: set[Any],
+    check: Callable[[], None] = _no_check,
+) -> list[Region]:
     """Image regions of a page: placements that touch merged, decoration and icons dropped."""
     area = page.rect
     items = []
@@ -280,7 +329,7 @@ def image_regions(page: Any, infos: list[dict[str, Any]], decor: set[Any]) -> li
         items.append((box, info))
     regions = [
         Region(box, "image", pieces)
-        for box, pieces in _merge_pieces(items, gap=1.5)
+        for box, pieces in _merge_pieces(items, gap=1.5, check=check)
         if big_enough(box)
     ]
     return regions

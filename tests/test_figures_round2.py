@@ -92,7 +92,7 @@ def test_clip_on_a_rotated_page_crops_in_shown_coordinates():
 
 def test_page_without_clip_operators_is_not_traced(monkeypatch):
     calls = []
-    monkeypatch.setattr(regions, "image_clips", lambda page: calls.append(page) or [])
+    monkeypatch.setattr(regions, "image_clips", lambda page, *_: calls.append(page) or [])
     (figure,) = extract_figures(_page_with_image("{}", radiograph_array(6)))
     assert figure.method == "embedded" and calls == []
     extract_figures(_page_with_image(f"q {_TOP_HALF}\n{{}}\nQ\n", radiograph_array(6)))

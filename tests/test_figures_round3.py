@@ -89,3 +89,77 @@ def test_resource_naming_a_free_object_the_content_does_not_use_is_no_false_alar
         doc.xref_set_key(holder, "Resources/XObject/Unused", f"{free} 0 R")
     doc.update_object(free, "null")
     assert _problems(_shift(doc.tobytes())) == []
+
+
+def _form(doc: pymupdf.Document, content: str, xobjects: dict[str, int]) -> int:
+    xref = doc.get_new_xref()
+    names = "".join(f"/{k} {v} 0 R " for k, v in xobjects.items())
+    doc.update_object(xref, "<< /Type /XObject /Subtype /Form /BBox [0 0 612 792] "
+                            f"/Resources << /XObject << {names}>> >> >>")
+    doc.update_stream(xref, content.encode())
+    return xref
+
+
+def _drawn_through_forms(image: str, forms: list[tuple[str, int]], page_content: str) -> bytes:
+    """A page with one image (as /Im1) and a chain of forms: forms[i] = (content, fan) where
+    each form may draw /Im1 and the previous form as /F; the page draws the last one as /Top
+    after `page_content` (which may draw /Im1)."""
+    doc = pymupdf.open()
+    page = doc.new_page()
+    image_xref = page.insert_image(pymupdf.Rect(0, 0, 10, 10), pixmap=pymupdf.Pixmap(
+        pymupdf.csGRAY, 64, 64, bytes(range(64)) * 64, False))
+    prev = 0
+    for content, fan in forms:
+        body = content + " /F Do" * fan if prev else content
+        prev = _form(doc, body, {"Im1": image_xref, **({"F": prev} if prev else {})})
+    page.insert_textbox(pymupdf.Rect(72, 700, 540, 720), CAPTION, fontsize=8)
+    holder = page.xref
+    kind, value = doc.xref_get_key(holder, "Resources")
+    prefix = "Resources/"
+    if kind == "xref":
+        holder, prefix = int(value.split()[0]), ""
+    doc.xref_set_key(holder, f"{prefix}XObject/Top", f"{prev} 0 R")
+    doc.xref_set_key(holder, f"{prefix}XObject/Im1", f"{image_xref} 0 R")
+    text = b"".join(doc.xref_stream(x) for x in page.get_contents())
+    text = text[text.index(b"BT"):text.rindex(b"ET") + 2].decode("latin-1")
+    doc.update_stream(page.get_contents()[0], f"{page_content} /Top Do {text}".encode("latin-1"))
+    for extra in page.get_contents()[1:]:
+        doc.update_stream(extra, b" ")
+    return doc.tobytes()
+
+
+_IMAGE = "q 400 0 0 200 100 300 cm /Im1 Do Q"
+
+
+def test_clip_trace_stops_at_the_time_limit_and_keeps_images_whole():
+    import time
+
+    from extract.clips import image_clips
+
+    clips = "q 0 0 612 792 re W n Q " * 5000
+    data = _drawn_through_forms(_IMAGE, [(clips, 0), ("", 200)], _IMAGE)  # 1,000,000 clips
+    page = pymupdf.open(stream=data)[0]
+    start = time.monotonic()
+
+    def check() -> None:
+        if time.monotonic() - start > 0.3:
+            raise RuntimeError("time limit")
+
+    assert image_clips(page, check) is None
+    assert time.monotonic() - start < 1.5
+
+
+def test_image_drawn_ten_thousand_times_through_forms_is_one_placement_quickly():
+    import time
+
+    from extract.regions import placements_of
+
+    data = _drawn_through_forms(_IMAGE, [("q 100 300 200 200 re W n " + _IMAGE + " Q", 0),
+                                         ("", 10), ("", 10), ("", 10), ("", 10)], "")
+    page = pymupdf.open(stream=data)[0]
+    start = time.monotonic()
+    infos = placements_of(page)
+    assert time.monotonic() - start < 30  # it took minutes (a draw x draw match)
+    assert len(infos) == 1
+    assert infos[0]["placed"] == (100.0, 342.0, 500.0, 542.0)
+    assert infos[0]["bbox"] == (100.0, 342.0, 300.0, 542.0)

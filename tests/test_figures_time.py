@@ -51,10 +51,10 @@ def test_reading_placements_stops_at_the_time_limit(monkeypatch):
     calls = []
     real = regions.placements_of
 
-    def slow_placements(page):
+    def slow_placements(page, *args):
         calls.append(page.number)
         time.sleep(0.03)
-        return real(page)
+        return real(page, *args)
 
     monkeypatch.setattr(regions, "placements_of", slow_placements)
     with pytest.raises(PdfError, match="time limit"):
