@@ -13,9 +13,11 @@ from extract.captions import find_captions, find_table_captions, pair_captions
 from extract.pdfrepair import lost_content
 from extract.records import BBox, Caption, Figure, Region
 from extract.regions import (
+    MUPDF_ERRORS,
     big_enough,
     decorations,
     image_regions,
+    mupdf_message,
     overlap_share,
     shown_box,
     vector_regions,
@@ -224,34 +226,53 @@ def extract_figures(
 
     A figure whose image cannot be used (a damaged embedded JPEG) is left out and one line
     saying so ("page 2, Figure 1: embedded image is damaged (...); left out") goes to
-    `problems`, as does a damaged PDF that MuPDF repaired (see open_pdf).
+    `problems`, as does a damaged PDF that MuPDF repaired (see open_pdf) and a page MuPDF
+    fails on ("page 3: layer/clip nesting too deep"; the other pages are still read).
     """
-    from extract.render import FigureError, figures_for_group
-
     start = time.monotonic()
     doc = open_pdf(data, problems)
 
     def check() -> None:
         _check_time(start, time_limit)
 
+    failed: dict[int, str] = {}
     try:
         orient_pages(doc, check)
-        decor, placements = decorations(doc, check)
+        decor, placements = decorations(doc, check, failed)
         figures: list[Figure] = []
         for page in doc:
             check()
-            for group, caption in page_groups(page, placements[page.number], decor, check):
-                check()
+            if page.number not in failed:
                 try:
-                    figures.extend(figures_for_group(doc, page, group, caption, split_panels,
-                                                     check, problems))
-                except FigureError as exc:
-                    if problems is not None:
-                        name = caption.label if caption else "an uncaptioned image"
-                        problems.append(f"page {page.number + 1}, {name}: {exc}; left out")
+                    figures.extend(_page_figures(doc, page, placements[page.number], decor,
+                                                 split_panels, check, problems))
+                except MUPDF_ERRORS as exc:
+                    failed[page.number] = mupdf_message(exc)
+            if page.number in failed and problems is not None:
+                problems.append(f"page {page.number + 1}: {failed[page.number]}")
         return figures
     finally:
         doc.close()
+
+
+def _page_figures(
+    doc: Any, page: Any, infos: list[dict[str, Any]], decor: set[Any], split_panels: bool,
+    check: Callable[[], None], problems: list[str] | None,
+) -> list[Figure]:
+    """The figures of one page (a figure whose image is damaged left out, one line each)."""
+    from extract.render import FigureError, figures_for_group
+
+    figures: list[Figure] = []
+    for group, caption in page_groups(page, infos, decor, check):
+        check()
+        try:
+            figures.extend(figures_for_group(doc, page, group, caption, split_panels,
+                                             check, problems))
+        except FigureError as exc:
+            if problems is not None:
+                name = caption.label if caption else "an uncaptioned image"
+                problems.append(f"page {page.number + 1}, {name}: {exc}; left out")
+    return figures
 
 
 def orient_pages(doc: Any, check: Callable[[], None] | None = None) -> None:
@@ -267,7 +288,11 @@ def orient_pages(doc: Any, check: Callable[[], None] | None = None) -> None:
         if check:
             check()
         upright = sideways = 0
-        for block in page.get_text("dict")["blocks"]:
+        try:
+            blocks = page.get_text("dict")["blocks"]
+        except MUPDF_ERRORS:
+            continue  # the page's analysis reports it
+        for block in blocks:
             for line in block.get("lines", ()):
                 chars = sum(len(span["text"]) for span in line["spans"])
                 dx, dy = line["dir"]

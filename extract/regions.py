@@ -14,6 +14,8 @@ MIN_SIDE = 20.0  # points: smaller regions are icons, bullets, rules
 MIN_AREA = 1600.0  # square points
 MAX_VECTOR_CONTENT = 8 * 1024 * 1024  # bytes of page content beyond which drawings are skipped
 MAX_DRAWINGS = 20_000  # paths on a page beyond which they are not clustered (minutes of work)
+# what PyMuPDF raises when MuPDF fails on a page (clips nested past 1,024, broken content)
+MUPDF_ERRORS: tuple[type[Exception], ...] = (RuntimeError,)
 
 
 _PAINT = re.compile(rb"(?<![A-Za-z*])(?:f\*?|F|S|s|B\*?|b\*?)(?![A-Za-z*])")  # path painting
@@ -205,19 +207,30 @@ def components(doc: Any, xref: int) -> int:
     return 0
 
 
+def mupdf_message(exc: Exception) -> str:
+    """MuPDF's reason for failing, without PyMuPDF's "code=N: " prefix."""
+    return re.sub(r"^code=\d+:\s*", "", str(exc)) or type(exc).__name__
+
+
 def decorations(
-    doc: Any, check: Callable[[], None] = _no_check
+    doc: Any, check: Callable[[], None] = _no_check, failed: dict[int, str] | None = None,
 ) -> tuple[set[Any], list[list[dict[str, Any]]]]:
     """Image keys that are decoration (logos and banners repeated across pages), and placements.
 
-    `check` is called before each page (it raises when the time limit is past).
+    `check` is called before each page (it raises when the time limit is past). A page MuPDF
+    fails on has no placements; its reason goes to `failed` (page number: reason).
     """
     placements = []
     pages_of: dict[Any, set[int]] = defaultdict(set)
     spots: dict[Any, set[tuple[int, int, int]]] = defaultdict(set)
     for page in doc:
         check()
-        infos = placements_of(page, check)
+        try:
+            infos = placements_of(page, check)
+        except MUPDF_ERRORS as exc:
+            if failed is not None:
+                failed[page.number] = mupdf_message(exc)
+            infos = []
         placements.append(infos)
         for info in infos:
             key = _key(info)

@@ -163,3 +163,39 @@ def test_image_drawn_ten_thousand_times_through_forms_is_one_placement_quickly()
     assert len(infos) == 1
     assert infos[0]["placed"] == (100.0, 342.0, 500.0, 542.0)
     assert infos[0]["bbox"] == (100.0, 342.0, 300.0, 542.0)
+
+
+def _two_pages_first_nesting_clips_too_deep() -> bytes:
+    doc = pymupdf.open()
+    for k in range(2):
+        page = doc.new_page()
+        page.insert_image(pymupdf.Rect(72, 72, 372, 372), pixmap=pymupdf.Pixmap(
+            pymupdf.csGRAY, 64, 64, bytes(range(64)) * 64, False))
+        page.insert_textbox(pymupdf.Rect(72, 380, 540, 400), f"Figure {k + 1}. Radiograph.",
+                            fontsize=8)
+        if k == 0:
+            xref = page.get_contents()[0]
+            nested = "q " + "72 72 300 300 re W n " * 1100
+            doc.update_stream(xref, (nested + doc.xref_stream(xref).decode() + " Q").encode())
+    return doc.tobytes()
+
+
+def test_page_nesting_clips_past_mupdf_limit_is_one_problem_and_other_pages_are_read():
+    problems: list[str] = []
+    figures = extract_figures(_two_pages_first_nesting_clips_too_deep(), problems=problems)
+    assert [(f.page, f.label) for f in figures] == [(2, "Figure 2")]
+    assert problems == ["page 1: layer/clip nesting too deep"]
+
+
+def test_figures_cli_page_nesting_clips_too_deep_is_one_error_line_exit_1(tmp_path):
+    from click.testing import CliRunner
+
+    from cxrbank.cli import main
+
+    pdf = tmp_path / "deep.pdf"
+    pdf.write_bytes(_two_pages_first_nesting_clips_too_deep())
+    result = CliRunner().invoke(main, ["figures", str(pdf), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 1
+    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert errors == ["Error: deep.pdf: page 1: layer/clip nesting too deep"]
+    assert "deep.pdf: 1 figure images (1 with captions)" in result.output
