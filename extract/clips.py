@@ -13,12 +13,14 @@ UNBOUNDED: BBox = (-1e9, -1e9, 1e9, 1e9)
 MAX_CLIPS = 20_000  # clip operators on a page beyond which no clip is traced (then none is known)
 CHECK_EVERY = 10_000  # device events between two time checks while tracing
 
-# a clip operator (W or W*) as a token, not a name (/W) or part of a word
-_CLIP = re.compile(rb"(?<![A-Za-z0-9*/#])W\*?(?![A-Za-z0-9*#])")
+# a clip operator (W or W*) as a token, not a name (/W) or part of a word, or a text render
+# mode that adds the text to the clip (4 to 7 Tr)
+_CLIP = re.compile(rb"(?<![A-Za-z0-9*/#])W\*?(?![A-Za-z0-9*#])"
+                   rb"|(?<![A-Za-z0-9.#/+-])[4-7]\s+Tr(?![A-Za-z0-9*#])")
 
 
 def clip_operators(contents: list[bytes]) -> int:
-    """How many clip operators (W, W*) the content streams hold."""
+    """How many clip operators (W, W*, text render modes 4 to 7) the content streams hold."""
     return sum(len(_CLIP.findall(content)) for content in contents)
 
 

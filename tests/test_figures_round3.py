@@ -199,3 +199,22 @@ def test_figures_cli_page_nesting_clips_too_deep_is_one_error_line_exit_1(tmp_pa
     errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
     assert errors == ["Error: deep.pdf: page 1: layer/clip nesting too deep"]
     assert "deep.pdf: 1 figure images (1 with captions)" in result.output
+
+
+def test_text_render_mode_clip_without_w_or_form_crops_the_image():
+    doc = pymupdf.open()
+    page = doc.new_page()
+    page.insert_image(pymupdf.Rect(100, 342, 500, 542), pixmap=pymupdf.Pixmap(
+        pymupdf.csGRAY, 64, 64, bytes(range(64)) * 64, False))
+    page.insert_textbox(pymupdf.Rect(72, 560, 540, 580), CAPTION, fontsize=8, fontname="helv")
+    contents = page.get_contents()
+    font = next(f[4] for f in page.get_fonts())
+    clip = f"q BT /{font} 150 Tf 7 Tr 100 320 Td (IIII) Tj ET ".encode()
+    doc.update_stream(contents[0], clip + doc.xref_stream(contents[0]))
+    doc.update_stream(contents[-1], doc.xref_stream(contents[-1]) + b" Q")
+    data = doc.tobytes()
+    assert b" W " not in b"".join(doc.xref_stream(x) for x in contents) and not page.get_xobjects()
+    (figure,) = extract_figures(data, split_panels=False)
+    assert figure.method == "clipped"
+    x0, y0, x1, y1 = figure.bbox
+    assert x0 >= 100 and x1 - x0 < 200 and y1 - y0 < 200
