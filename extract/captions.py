@@ -174,8 +174,14 @@ def caption_parts(caption: str) -> tuple[str, dict[str, str]]:
     its clause); for these the whole caption is the shared text. Returns (caption, {}) when it
     names no panels.
     """
-    body = _body_start(caption)
-    found = {finder: finder(caption, body) for finder in (_paren_marks, _letter_marks)}
+    body, after_group = _body_start(caption)
+    found = {finder: finder(caption, after_group) for finder in (_paren_marks, _letter_marks)}
+    if after_group > body:  # "Fig. 27 a, b Chest radiographs (a) … (b) …": a summary group
+        group = set(_group_letters(caption[body:after_group].strip(" ,.:")))
+        if group <= {x for marks in found.values() for m in marks for x in m[0]}:
+            body = after_group
+        else:  # "A & E department …", or the AJR style "A, B, Radiographs … C, CT …"
+            found = {finder: finder(caption, body) for finder in (_paren_marks, _letter_marks)}
     named = {finder: {x for m in marks for x in m[0]} for finder, marks in found.items()}
     order = [_paren_marks, _letter_marks]
     if any(len(m[0]) > 1 for m in found[_paren_marks]) and named[_letter_marks] >= named[
@@ -212,15 +218,16 @@ def _add_part(parts: dict[str, str], letters: tuple[str, ...], text: str) -> Non
         parts[letter] = f"{parts[letter]} {text}" if parts.get(letter) else text
 
 
-def _body_start(caption: str) -> int:
-    """Where the caption's text starts after its label ("Fig. 1. " / "Figure 2 ")."""
+def _body_start(caption: str) -> tuple[int, int]:
+    """Where the caption's text starts after its label ("Fig. 1. " / "Figure 2 "), and after
+    a bare group of letters that follows the label ("Fig. 27 a, b Chest radiographs (a) …")."""
     m = CAPTION_START.match(caption)
     if not m:
-        return 0
+        return 0, 0
     rest = caption[m.end("number") :]
     start = m.end("number") + len(rest) - len(rest.lstrip(" .:|—–-"))
-    group = _LEADING_GROUP.match(caption, start)  # "Fig. 27 a, b Chest radiographs (a) …"
-    return group.end() if group else start
+    group = _LEADING_GROUP.match(caption, start)
+    return start, group.end() if group else start
 
 
 def _trailing_parts(caption: str, body: int, marks: list[Mark]) -> dict[str, str]:
@@ -290,9 +297,10 @@ def _sequential(found: list[Mark]) -> list[Mark]:
 
 def _group_letters(group: str) -> tuple[str, ...]:
     """Letters of a mark's group: "A" -> (A,), "A, B" -> (A, B), "A–C" -> (A, B, C)."""
-    group = group.upper()
+    group = re.sub(r"\s*\bto\b\s*", "-", group, flags=re.IGNORECASE)
+    group = re.sub(r"\band\b|&", ",", group, flags=re.IGNORECASE).upper()
     letters: list[str] = []
-    for m in re.finditer(r"([A-H])(?:\s*(?:[-–—]|to)\s*([A-H]))?", group):
+    for m in re.finditer(r"([A-H])(?:\s*[-–—]\s*([A-H]))?", group):
         first, last = m.group(1), m.group(2) or m.group(1)
         letters.extend(chr(c) for c in range(ord(first), ord(last) + 1))
     if letters != sorted(set(letters)):
@@ -314,9 +322,15 @@ def _paren_marks(caption: str, body: int) -> list[Mark]:
 
 def _letter_marks(caption: str, body: int) -> list[Mark]:
     """Letter marks opening the text or a sentence: "a, ...", "A. ...", "a) ..." and bare
-    lowercase "a ..." (a bare capital is the article "A")."""
+    lowercase "a ..." (a bare capital is the article "A"); a group opening the text and ending
+    in a comma ("A, B, ...", "A and B, ...") is one mark."""
     found: list[Mark] = []
-    for m in _LETTER_MARK.finditer(caption, body):
+    scan = body
+    group = _LEADING_GROUP.match(caption, body)  # "A, B, Chest radiographs … C, Axial CT …"
+    if group and group.group().rstrip().endswith(","):
+        found.append((_group_letters(group.group().strip(" ,")), body, group.end()))
+        scan = group.end()
+    for m in _LETTER_MARK.finditer(caption, scan):
         letter, punct = m.group(1), m.group(2)
         if not punct and letter.isupper():
             continue

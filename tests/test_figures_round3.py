@@ -218,3 +218,39 @@ def test_text_render_mode_clip_without_w_or_form_crops_the_image():
     assert figure.method == "clipped"
     x0, y0, x1, y1 = figure.bbox
     assert x0 >= 100 and x1 - x0 < 200 and y1 - y0 < 200
+
+
+def test_caption_leading_words_like_a_and_e_are_not_stripped_as_a_panel_group():
+    from extract.captions import caption_parts
+
+    _, parts = caption_parts("Figure 4. A & E department chest radiograph (A) and CT (B).")
+    assert parts == {"A": "A & E department chest radiograph", "B": "CT"}
+
+
+def test_caption_leading_group_repeated_as_marks_is_still_a_summary():
+    from extract.captions import caption_parts
+
+    shared, parts = caption_parts("Fig. 8 a, b Chest radiograph and CT. a Radiograph. b CT.")
+    assert parts == {"A": "Radiograph", "B": "CT"}
+    assert shared == "Fig. 8 a, b Chest radiograph and CT."
+
+
+def test_ajr_style_caption_leading_group_is_the_first_panels_mark():
+    from extract.captions import caption_parts
+
+    _, parts = caption_parts("Fig. 1—A, B, Chest radiographs on admission show bilateral "
+                             "opacities. C, Axial CT shows ground-glass opacity.")
+    assert parts == {"A": "Chest radiographs on admission show bilateral opacities",
+                     "B": "Chest radiographs on admission show bilateral opacities",
+                     "C": "Axial CT shows ground-glass opacity"}
+    _, parts = caption_parts("Figure 2. A and B, Axial CT images. C, Coronal reformat.")
+    assert parts == {"A": "Axial CT images", "B": "Axial CT images", "C": "Coronal reformat"}
+
+
+def test_paren_marks_joined_by_and_or_to_name_each_panel():
+    from extract.captions import caption_parts
+
+    _, parts = caption_parts("Figure 1. Chest radiograph (A and B) and CT (C).")
+    assert parts == {"A": "Chest radiograph", "B": "Chest radiograph", "C": "CT"}
+    _, parts = caption_parts("Figure 2. Radiographs (A to C) and CT (D).")
+    assert parts == {"A": "Radiographs", "B": "Radiographs", "C": "Radiographs", "D": "CT"}
