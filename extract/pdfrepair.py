@@ -68,12 +68,33 @@ def _uses_missing(doc: Any, content: bytes, holder: int, seen: set[int]) -> bool
                 continue
             if _missing(doc, ref, stream=kind == "XObject"):
                 return True
+            if kind == "Font" and _font_file_missing(doc, ref):
+                return True
             if kind == "XObject" and ref not in seen and len(seen) < MAX_FORM_DEPTH * 100:
                 seen.add(ref)
                 if doc.xref_get_key(ref, "Subtype")[1] == "/Form":
                     own = ref if doc.xref_get_key(ref, "Resources")[0] != "null" else holder
                     if _uses_missing(doc, _stream(doc, [ref]), own, seen):
                         return True
+    return False
+
+
+def _font_file_missing(doc: Any, font: int) -> bool:
+    """A font's embedded font program (its or, for a Type0 font, its descendant's
+    FontDescriptor/FontFile*) is missing or not a stream."""
+    fonts = [font]
+    kind, value = doc.xref_get_key(font, "DescendantFonts")
+    if kind == "xref":
+        value = doc.xref_object(int(value.split()[0]), compressed=True)
+    if kind in ("array", "xref"):
+        fonts += [int(n) for n in re.findall(r"(\d+) \d+ R\b", value)]
+    for xref in fonts:
+        if _missing(doc, xref, stream=False):
+            return True
+        for key in ("FontFile", "FontFile2", "FontFile3"):
+            kind, value = doc.xref_get_key(xref, f"FontDescriptor/{key}")
+            if kind == "xref" and _missing(doc, int(value.split()[0]), stream=True):
+                return True
     return False
 
 

@@ -254,3 +254,17 @@ def test_paren_marks_joined_by_and_or_to_name_each_panel():
     assert parts == {"A": "Chest radiograph", "B": "Chest radiograph", "C": "CT"}
     _, parts = caption_parts("Figure 2. Radiographs (A to C) and CT (D).")
     assert parts == {"A": "Radiographs", "B": "Radiographs", "C": "Radiographs", "D": "CT"}
+
+
+def test_missing_embedded_font_program_of_a_used_font_is_reported():
+    data, _ = _flate_image_pdf(64)
+    doc = pymupdf.open(stream=data)
+    page = doc[0]
+    page.insert_font(fontname="F0", fontbuffer=pymupdf.Font("tiro").buffer)
+    page.insert_text((72, 60), "Case 1.", fontname="F0", fontsize=10)
+    font = next(f[0] for f in page.get_fonts() if f[4] == "F0")
+    descendant = int(doc.xref_get_key(font, "DescendantFonts")[1].strip("[]").split()[0])
+    program = int(doc.xref_get_key(descendant, "FontDescriptor/FontFile3")[1].split()[0])
+    data = doc.tobytes()
+    assert _problems(_shift(data)) == []
+    assert _problems(_blank(data, program)) == [DAMAGED]
