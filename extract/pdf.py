@@ -83,7 +83,7 @@ def open_pdf(data: bytes, problems: list[str] | None = None) -> Any:
         doc.close()
         raise
     warnings = pymupdf.TOOLS.mupdf_warnings()
-    if doc.is_repaired and problems is not None and lost_content(doc, warnings):
+    if doc.is_repaired and problems is not None and lost_content(doc, warnings, data):
         problems.append("damaged PDF (MuPDF repaired a broken or cut-off file); "
                         "figures may be missing")
     return doc

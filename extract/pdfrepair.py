@@ -10,16 +10,24 @@ LOSS_WARNINGS = ("missing 'endobj'", "premature end", "truncated", "object out o
 # MuPDF warnings, while decoding a stream, that its data was cut (the rest padded or dropped)
 DECODE_WARNINGS = ("truncated", "zlib error", "premature end", "unexpected end")
 MAX_FORM_DEPTH = 12  # forms nested deeper than this are not followed
+LENGTH_SLACK = 16  # bytes a stream may fall short of its written /Length (line ends)
+
+# an object's header up to its stream keyword, with a direct /Length
+_STREAM_HEAD = re.compile(rb"(?<![0-9])(\d+) \d+ obj\s*<<((?:(?!endobj|stream\b).){0,4096}?)stream\b",
+                          re.DOTALL)
+_LENGTH = re.compile(rb"/Length\s+(\d+)(?!\s+\d+\s+R)")
 
 # a resource name used by the content: /Name Do (an XObject) or /Name size Tf (a font)
 _USED = re.compile(rb"/([^\s/\[\]<>(){}%]+)\s+(?:Do|[-+]?[\d.]+\s+Tf)(?![A-Za-z0-9*])")
 
 
-def lost_content(doc: Any, warnings: str) -> bool:
+def lost_content(doc: Any, warnings: str, data: bytes = b"") -> bool:
     """True when MuPDF's repair of a file lost content: an object was cut off, a page, its
     content stream, or an XObject or font its content uses is missing, or a stream (an
-    image, a content stream) decodes only in part. Stale cross-reference offsets (a line
-    added after the header) and padding after %%EOF make MuPDF repair too, losing nothing."""
+    image, a content stream) decodes only in part or is shorter than the /Length the file
+    (`data`) gives it (MuPDF's repair takes a stream up to the next endstream: a JPEG cut
+    in the middle still decodes). Stale cross-reference offsets (a line added after the
+    header) and padding after %%EOF make MuPDF repair too, losing nothing."""
     if any(marker in warnings for marker in LOSS_WARNINGS):
         return True
     for page in doc:
@@ -30,7 +38,24 @@ def lost_content(doc: Any, warnings: str) -> bool:
             return True
         if _uses_missing(doc, _stream(doc, contents), _resource_holder(doc, page.xref), set()):
             return True
-    return _cut_streams(doc)
+    return _short_streams(doc, data) or _cut_streams(doc)
+
+
+def _short_streams(doc: Any, data: bytes) -> bool:
+    """A stream is shorter than the direct /Length written in the file (its last version)."""
+    written: dict[int, int] = {}
+    for m in _STREAM_HEAD.finditer(data):
+        length = _LENGTH.search(m.group(2))
+        written[int(m.group(1))] = int(length.group(1)) if length else -1
+    for xref, length in written.items():
+        if length < 0 or not 0 < xref < doc.xref_length():
+            continue
+        try:
+            if doc.xref_is_stream(xref) and length - len(doc.xref_stream_raw(xref)) > LENGTH_SLACK:
+                return True
+        except Exception:  # a stream MuPDF cannot read is caught by the other checks
+            continue
+    return False
 
 
 def _resource_holder(doc: Any, xref: int) -> int:

@@ -268,3 +268,25 @@ def test_missing_embedded_font_program_of_a_used_font_is_reported():
     data = doc.tobytes()
     assert _problems(_shift(data)) == []
     assert _problems(_blank(data, program)) == [DAMAGED]
+
+
+def test_jpeg_stream_cut_in_the_middle_is_reported_damaged():
+    import io
+
+    from PIL import Image
+
+    rng = np.random.default_rng(2)
+    buf = io.BytesIO()
+    Image.fromarray(rng.integers(0, 256, (300, 300), dtype=np.uint8)).save(buf, "JPEG")
+    doc = pymupdf.open()
+    page = doc.new_page()
+    xref = page.insert_image(pymupdf.Rect(72, 72, 372, 372), stream=buf.getvalue())
+    page.insert_textbox(pymupdf.Rect(72, 380, 540, 400), CAPTION, fontsize=8)
+    data = doc.tobytes()
+    start = data.index(b"stream", data.index(b"\n%d 0 obj" % xref)) + 7
+    cut = data[:start + 2000] + data[start + 4000:]
+    assert pymupdf.open(stream=cut).is_repaired
+    problems: list[str] = []
+    assert [f.label for f in extract_figures(cut, problems=problems)] == ["Figure 1"]
+    assert problems == [DAMAGED]
+    assert _problems(_shift(data)) == []
