@@ -23,20 +23,13 @@ def buildable(slices: int, missing: int) -> bool:
 
 def image_problem(body: bytes) -> str | None:
     """Why downloaded bytes are no usable image (an HTML page, not an image, unreadable), or None."""
-    import io
-
-    from PIL import Image
-
     from cxrbank.collection import sniff_image_extension
+    from extract.render import image_problem as decode_problem
 
     if sniff_image_extension(body) is None:
         return "an HTML page" if b"<html" in body[:2048].lower() else "not an image"
-    try:
-        with Image.open(io.BytesIO(body)) as image:
-            image.load()
-    except Exception as exc:  # PIL raises many kinds for damaged files
-        return f"unreadable image: {exc}"
-    return None
+    why = decode_problem(body)  # JPEGs decoded at 1/8 scale: the whole stream is still read
+    return f"unreadable image: {why}" if why else None
 
 
 @dataclass

@@ -267,9 +267,10 @@ def undo_log(collection: Collection, log: Path) -> UndoResult:
         raise CollectionError(f"{log}: not a dedup log")
     if any(e.get("op") == "undone" for e in entries):
         raise CollectionError(f"{log}: already undone")
+    rows = collection.read_rows()
     members = entries[0].get("members") or {}
     if members:
-        later = [r["filename"] for r in collection.read_rows()
+        later = [r["filename"] for r in rows
                  if r["patientid"] in members and r["filename"] not in members[r["patientid"]]]
         if later:
             shown = ", ".join(later[:5]) + (f" and {len(later) - 5} more" if len(later) > 5 else "")
@@ -290,7 +291,6 @@ def undo_log(collection: Collection, log: Path) -> UndoResult:
         else:
             result.missing.append(entry["row"]["filename"])
     back = {e["filename"]: e["from"] for e in entries if e.get("op") == "repoint"}
-    rows = collection.read_rows()
     present = {r["filename"] for r in rows}
     for index, row in enumerate(rows):
         if row["filename"] in back:

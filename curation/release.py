@@ -240,8 +240,7 @@ def make_release(collection: Collection, version: str, notes: str = "") -> dict[
             raise ReleaseError(f"{outside[0]} lies outside the collection; run `cxrbank validate`")
         files = [{"path": str(p.relative_to(collection.root)), "sha256": file_sha256(p),
                   "size": p.stat().st_size} for p in tracked]
-        staging = target.with_name(f".{version}.partial")
-        shutil.rmtree(staging, ignore_errors=True)
+        staging = target.with_name(f".{version}.partial")  # clear_interrupted removed any old one
         staging.mkdir(parents=True)
         shutil.copyfile(collection.metadata_path, staging / "metadata.csv")
         splits = collection.root / "splits"

@@ -93,15 +93,14 @@ class TrainConfig:
 
     def use_release(self, version: str) -> None:
         """Train or evaluate on exactly a release's frozen rows and split."""
-        from curation.release import ReleaseError, release_dir  # noqa: PLC0415
+        from curation.release import ReleaseError, list_releases, release_dir  # noqa: PLC0415
 
         try:
             folder = release_dir(Collection(self.root), version)
         except ReleaseError as exc:
             raise DataError(str(exc)) from exc
         if not folder.is_dir():
-            known = sorted(p.name for p in folder.parent.glob("*/manifest.json")
-                           if not p.parent.name.startswith("."))
+            known = [m["version"] for m in list_releases(Collection(self.root))]
             raise DataError(f"release {version} does not exist in {folder.parent} (releases "
                             f"there: {', '.join(known) or 'none'}); make it with "
                             f"`cxrbank release {version}`")

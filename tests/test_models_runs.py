@@ -251,6 +251,9 @@ def test_release_option_errors_say_what_is_wrong(tmp_path):
     assert code == 1
     assert errors(err) == [f"Error: release v9 does not exist in {root / 'releases'} (releases "
                            "there: none); make it with `cxrbank release v9`"]
+    assert run("release", "v1", "--root", str(root))[0] == 0
+    code, _, err = run(*TRAIN, "--release", "v9", "--root", str(root))
+    assert code == 1 and "(releases there: v1)" in err
     (tmp_path / "x.pt").write_bytes(b"x")
     code, _, err = run("evaluate", str(tmp_path / "x.pt"), "--release", "../x")
     assert code == 2 and "'../x' is not a release name" in err
