@@ -330,8 +330,11 @@ def split_figure(figure: Figure) -> list[Figure]:
         arr = _decoded_array(figure.image)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
         return []  # undecodable bytes stay whole; callers check images with image_problem
-    grey16 = arr.dtype == np.uint16
-    panels = split_panels((arr >> 8).astype(np.uint8) if grey16 else arr, figure.caption)
+    if arr.dtype == np.uint16:  # the top 8 of the bits in use (12-bit data kept only 0-15)
+        shift = max(0, int(arr.max(initial=0)).bit_length() - 8)
+        panels = split_panels((arr >> shift).astype(np.uint8), figure.caption)
+    else:
+        panels = split_panels(arr, figure.caption)
     if len(panels) < 2:
         return []
     x0, y0, x1, y1 = figure.bbox

@@ -55,6 +55,11 @@ def test_16_bit_composite_is_cut_into_16_bit_panels():
     assert [p.panel for p in panels] == ["A", "B"]
     with Image.open(io.BytesIO(panels[0].image)) as im:
         assert im.mode == "I;16" and int(np.asarray(im).max()) > 255
+    twelve = io.BytesIO()  # 12-bit values (0-4095) in a 16-bit image split the same way
+    Image.fromarray(arr8.astype(np.uint16) * 16).save(twelve, format="PNG")
+    panels = split_figure(Figure(1, (0, 0, w, h), "Figure 1", None, caption, None,
+                                 twelve.getvalue(), w, h, "decoded"))
+    assert [p.panel for p in panels] == ["A", "B"]
 
 
 def test_strips_are_stacked_from_their_pixels_exactly():
