@@ -27,7 +27,8 @@ _PAREN_MARK = re.compile(
 )
 _LETTER_MARK = re.compile(r"(?<![\w'’-])([a-hA-H])([,.:)]?)\s+(?=[\w(])")
 _LEADING_GROUP = re.compile(  # a bare group of letters right after the label: "a, b", "A–C"
-    r"(?:[a-h](?:\s*(?:[-–—,&]|and|to)\s*[a-h])+|[A-H](?:\s*(?:[-–—,&]|and|to)\s*[A-H])+)"
+    r"(?:[a-h](?:\s*(?:,?\s*(?:and|&)|[-–—,&]|to)\s*[a-h])+"
+    r"|[A-H](?:\s*(?:,?\s*(?:and|&)|[-–—,&]|to)\s*[A-H])+)"
     r"[,.:]?\s+(?=[^\W\d_]{2})"
 )
 _CLAUSE_END = re.compile(r"\s*(?:[,;.]|and\b|or\b|&|as well as\b|$)")

@@ -124,7 +124,8 @@ def _inflated_size(raw: bytes) -> int:
     inflater = zlib.decompressobj()
     total, pending = 0, raw
     try:
-        while pending and total <= MAX_STREAM_BYTES:
+        # bytes after the end of the compressed data stay in unconsumed_tail: stop at eof
+        while pending and not inflater.eof and total <= MAX_STREAM_BYTES:
             total += len(inflater.decompress(pending, 1 << 22))
             pending = inflater.unconsumed_tail
     except zlib.error:

@@ -15,7 +15,7 @@ LENGTH_SLACK = 16  # bytes a stream may fall short of its written /Length (line 
 # an object's header up to its stream keyword, with a direct /Length
 _STREAM_HEAD = re.compile(rb"(?<![0-9])(\d+) \d+ obj\s*<<((?:(?!endobj|stream\b).){0,4096}?)stream\b",
                           re.DOTALL)
-_LENGTH = re.compile(rb"/Length\s+(\d+)(?!\s+\d+\s+R)")
+_LENGTH = re.compile(rb"/Length\s+(\d+)(?!\d)(?!\s+\d+\s+R)")  # not "/Length 1234 0 R"
 
 # a resource name used by the content: /Name Do (an XObject) or /Name size Tf (a font)
 _USED = re.compile(rb"/([^\s/\[\]<>(){}%]+)\s+(?:Do|[-+]?[\d.]+\s+Tf)(?![A-Za-z0-9*])")

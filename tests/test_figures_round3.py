@@ -290,3 +290,29 @@ def test_jpeg_stream_cut_in_the_middle_is_reported_damaged():
     assert [f.label for f in extract_figures(cut, problems=problems)] == ["Figure 1"]
     assert problems == [DAMAGED]
     assert _problems(_shift(data)) == []
+
+
+def test_inflating_a_large_stream_with_bytes_after_its_end_terminates():
+    import zlib
+
+    from extract.pdf import _inflated_size
+
+    # MuPDF's repair keeps the end-of-line byte when /Length is indirect: zlib leaves it in
+    # unconsumed_tail, and the loop never ended once the data passed one 4 MB chunk
+    assert _inflated_size(zlib.compress(b"\0" * 5_000_000) + b"\n") == 5_000_000
+
+
+def test_an_indirect_length_with_a_long_object_number_is_not_read_as_a_length():
+    from extract.pdfrepair import _LENGTH
+
+    assert _LENGTH.findall(b"<< /Length 1234 0 R /Filter /FlateDecode >>") == []
+    assert _LENGTH.findall(b"<< /Length 55 /Filter /FlateDecode >>") == [b"55"]
+
+
+def test_an_oxford_comma_in_a_leading_panel_group_keeps_every_panel():
+    from extract.captions import caption_parts
+
+    _label, parts = caption_parts("Figure 2. A, B, C, and D, Serial radiographs over 10 days.")
+    assert sorted(parts) == ["A", "B", "C", "D"]
+    assert parts["D"] == "Serial radiographs over 10 days"
+    assert caption_parts("Figure 9. A, B, C, and D show the four stages.")[1] == {}
