@@ -19,18 +19,12 @@ import models.data as data  # noqa: E402
 from cxrbank.cli import main  # noqa: E402
 from models.evaluate import evaluate_checkpoint, roc_auc  # noqa: E402
 from models.train import TrainConfig, load_checkpoint, train  # noqa: E402
+from tests.fixtures.torch_threads import one_torch_thread  # noqa: E402, F401
 from tests.fixtures.twoclass_cxr import make_twoclass_collection  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Two shared cores: a second intra-op thread makes tiny convolutions 40x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,7 @@ from cxrbank.cli import main  # noqa: E402
 from cxrbank.collection import NewImage  # noqa: E402
 from models.checkpoints import load_checkpoint, save_checkpoint  # noqa: E402
 from models.data import read_partition  # noqa: E402
+from tests.fixtures.torch_threads import one_torch_thread  # noqa: E402, F401
 from tests.fixtures.twoclass_cxr import _image, make_twoclass_collection  # noqa: E402
 
 LR = 0.004
@@ -26,12 +27,6 @@ TRAIN = ("train", "--arch", "tiny", "--size", "32", "--batch-size", "16", "--dev
          "--labels", "COVID-19", "--lr", str(LR), "--no-augment")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def run(*args: str) -> tuple[int, str, str]:

@@ -14,15 +14,8 @@ from cxrbank.collection import Collection
 torch = pytest.importorskip("torch", reason="training needs the train extra")
 
 from models.train import load_checkpoint  # noqa: E402
+from tests.fixtures.torch_threads import one_torch_thread  # noqa: E402, F401
 from tests.fixtures.twoclass_cxr import make_twoclass_collection  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def cli(*args: str) -> dict:
