@@ -23,11 +23,7 @@ def grey8(image: Any) -> Any:
         return image.convert("L")
     values = np.asarray(image)
     if image.mode.startswith("I;16"):
-        # the top 8 of the bits in use: 12-bit data (0-4095, as many radiographs are stored)
-        # would otherwise keep only 0-15
-        values = values.astype(np.uint16)
-        shift = max(0, int(values.max(initial=0)).bit_length() - 8)
-        return Image.fromarray((values >> shift).astype(np.uint8), "L")
+        return Image.fromarray(top8(values), "L")
     values = values.astype(np.float64)
     finite = values[np.isfinite(values)]
     low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
@@ -35,3 +31,13 @@ def grey8(image: Any) -> Any:
         return Image.fromarray(np.zeros(values.shape, np.uint8), "L")
     scaled = np.nan_to_num((values - low) * (255.0 / (high - low)), nan=0.0, posinf=255, neginf=0)
     return Image.fromarray(np.clip(np.rint(scaled), 0, 255).astype(np.uint8), "L")
+
+
+def top8(values: Any) -> Any:
+    """A 16-bit grey array as uint8: the top 8 of the bits in use (12-bit data, 0-4095, as many
+    radiographs are stored, would otherwise keep only 0-15)."""
+    import numpy as np  # noqa: PLC0415
+
+    values = np.asarray(values).astype(np.uint16)
+    shift = max(0, int(values.max(initial=0)).bit_length() - 8)
+    return (values >> shift).astype(np.uint8)

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from cxrbank.greys import top8
 from extract.captions import caption_parts
 from extract.panels import MAX_PANELS, letter_regions, split_panels
 from extract.records import BBox, Caption, Figure, Region
@@ -330,11 +331,7 @@ def split_figure(figure: Figure) -> list[Figure]:
         arr = _decoded_array(figure.image)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
         return []  # undecodable bytes stay whole; callers check images with image_problem
-    if arr.dtype == np.uint16:  # the top 8 of the bits in use (12-bit data kept only 0-15)
-        shift = max(0, int(arr.max(initial=0)).bit_length() - 8)
-        panels = split_panels((arr >> shift).astype(np.uint8), figure.caption)
-    else:
-        panels = split_panels(arr, figure.caption)
+    panels = split_panels(top8(arr) if arr.dtype == np.uint16 else arr, figure.caption)
     if len(panels) < 2:
         return []
     x0, y0, x1, y1 = figure.bbox
