@@ -13,8 +13,9 @@ torch = pytest.importorskip("torch")
 
 from cxrbank.collection import Collection, NewImage  # noqa: E402
 from models.checkpoints import load_checkpoint, save_checkpoint  # noqa: E402
+from tests.fixtures.torch_threads import one_torch_thread  # noqa: E402, F401
 from tests.fixtures.twoclass_cxr import _image, make_twoclass_collection  # noqa: E402
-from tests.test_models_runs import TRAIN, errors, one_thread, run  # noqa: E402, F401
+from tests.test_models_runs import TRAIN, errors, run  # noqa: E402
 
 EVALUATE = ("--bootstrap", "0", "--device", "cpu", "--json")
 
